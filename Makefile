@@ -1,0 +1,44 @@
+# keras-longctx: `make demo` and `make test` each set up .venv, install what they need, and run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export CUDA_VISIBLE_DEVICES ?= -1
+export HF_HUB_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install system-deps demo test test-tf test-jax bench clean
+
+$(STAMP): setup.py Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q --no-deps bert4keras==0.11.5
+	touch $(STAMP)
+
+system-deps:
+	@if ! command -v fairy-stockfish >/dev/null 2>&1 && ! test -x /usr/games/fairy-stockfish; then \
+	  (apt-get update -qq && apt-get install -y -qq fairy-stockfish) || \
+	  (sudo apt-get update -qq && sudo apt-get install -y -qq fairy-stockfish); fi
+
+install: $(STAMP) system-deps
+
+demo: install
+	$(PY) scripts/long_text_bert.py
+
+test: install test-tf test-jax
+
+test-tf:
+	$(PY) -m pytest -q tests
+
+test-jax:
+	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers tests/models
+
+bench: install
+	$(PY) scripts/bench_encoder.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

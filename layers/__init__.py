@@ -1,0 +1,24 @@
+"""Keras 3 layers of keras-longctx (one layer per module)."""
+
+from layers.activations import gelu_erf, gelu_tanh, get_activation
+from layers.attention_masks import PaddingMask, UniLMMask
+from layers.bias_add import BiasAdd
+from layers.feed_forward import FeedForward
+from layers.multi_head_attention import MultiHeadAttention
+from layers.pooler import Pooler
+from layers.position_embedding import PositionEmbedding
+from layers.token_embedding import TokenEmbedding
+
+__all__ = [
+    "BiasAdd",
+    "FeedForward",
+    "MultiHeadAttention",
+    "PaddingMask",
+    "Pooler",
+    "PositionEmbedding",
+    "TokenEmbedding",
+    "UniLMMask",
+    "gelu_erf",
+    "gelu_tanh",
+    "get_activation",
+]

