@@ -8,6 +8,10 @@ from layers.multi_head_attention import MultiHeadAttention
 from layers.pooler import Pooler
 from layers.position_embedding import PositionEmbedding
 from layers.token_embedding import TokenEmbedding
+from layers.linear_attention import linear_attention
+from layers.performer_attention import PerformerAttention
+from layers.taylor_attention import TaylorAttention
+from layers.taylor_softmax import TaylorSoftmax, taylor_softmax_crossentropy
 
 __all__ = [
     "BiasAdd",
@@ -21,4 +25,9 @@ __all__ = [
     "gelu_erf",
     "gelu_tanh",
     "get_activation",
+    "PerformerAttention",
+    "TaylorAttention",
+    "TaylorSoftmax",
+    "linear_attention",
+    "taylor_softmax_crossentropy",
 ]

@@ -1,0 +1,285 @@
+"""Performer (FAVOR+) attention: softmax attention in linear time via positive random features."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from layers.linear_attention import linear_attention, quadratic_kernel_attention
+from layers.multi_head_attention import MultiHeadAttention
+
+KERNELS = ("softmax", "relu")
+FEATURE_TYPES = ("orthogonal", "iid")
+_DEFAULT_EPSILON = {"softmax": 1e-6, "relu": 1e-3}
+# Causal key stabiliser floor: key exponents are kept <= _CAUSAL_HEADROOM (see PerformerAttention).
+_CAUSAL_HEADROOM = 60.0
+_NEG = -1e30
+
+
+# --------------------------------------------------------------------------- projections
+def numpy_projection_matrix(nb_features, dim, feature_type="orthogonal", seed=None):
+    """Random projection ``W`` of shape ``(nb_features, dim)`` drawn with NumPy.
+
+    ``'iid'``: i.i.d. ``N(0, 1)`` entries. ``'orthogonal'``: ``ceil(m / d)`` blocks,
+    each the (transposed) Q factor of a Gaussian ``d x d`` matrix, stacked and cut
+    to ``m`` rows; row ``r`` is then rescaled by the norm of an independent
+    Gaussian ``d``-vector (chi-distributed, so each row has the norm distribution
+    of a Gaussian row) - Choromanski et al. 2020, section 2.4.
+    """
+    rng = np.random.default_rng(seed)
+    m, d = int(nb_features), int(dim)
+    if feature_type == "iid":
+        return rng.standard_normal((m, d))
+    blocks = -(-m // d)
+    q, _ = np.linalg.qr(rng.standard_normal((blocks, d, d)))
+    rows = np.transpose(q, (0, 2, 1)).reshape(blocks * d, d)[:m]
+    norms = np.linalg.norm(rng.standard_normal((m, d)), axis=1)
+    return norms[:, None] * rows
+
+
+def projection_matrix(nb_features, dim, feature_type="orthogonal", seed=None):
+    """Same distribution as :func:`numpy_projection_matrix` with ``keras.random``
+    and ``keras.ops`` (usable inside a traced training step); ``seed`` is an int or
+    a ``keras.random.SeedGenerator``."""
+    m, d = int(nb_features), int(dim)
+    if feature_type == "iid":
+        return keras.random.normal((m, d), seed=seed, dtype="float32")
+    blocks = -(-m // d)
+    q, _ = ops.qr(keras.random.normal((blocks, d, d), seed=seed, dtype="float32"))
+    rows = ops.reshape(ops.transpose(q, (0, 2, 1)), (blocks * d, d))[:m]
+    norms = ops.sqrt(ops.sum(ops.square(keras.random.normal((m, d), seed=seed, dtype="float32")), axis=1))
+    return norms[:, None] * rows
+
+
+# --------------------------------------------------------------------------- feature maps
+def softmax_kernel_features(x, projection, is_query, scale=None, epsilon=1e-6, key_mask=None,
+                            key_stabilizer="global"):
+    """FAVOR+ positive random features of the softmax kernel (Choromanski et al. 2020, eq. 7
+    with ``h(x) = exp(-|x|^2 / 2)``):
+
+        phi(x)_r = (exp(w_r . x^ - |x^|^2 / 2 - c) + epsilon) / sqrt(m),   x^ = scale * x
+
+    so that ``E[phi(q) . phi(k)] ~ exp(q . k * scale^2)`` (``scale = d^-1/4`` gives
+    softmax's ``1 / sqrt(d)``). ``c`` is a stabiliser (gradient stopped) that
+    cancels in the attention ratio:
+
+    * queries: ``max_r w_r . x^`` per token;
+    * keys, ``key_stabilizer='global'``: ``max_{j, r} w_r . x^_j`` per batch and head
+      over the unmasked keys (google-research ``fast_attention.py``);
+    * keys, ``key_stabilizer='causal'``: ``max(max_r w_r . x^_f, max_r |w_r|^2 / 2 - 60)``
+      with ``f`` the first unmasked key, which every causal query sees. It never
+      looks at future keys, and since ``w . x^ - |x^|^2 / 2 <= |w|^2 / 2``
+      the exponents stay ``<= 60`` (no overflow), whatever the later keys.
+
+    Args:
+      x: ``(batch, len, heads, d)``; projection: ``(m, d)``; key_mask: ``(batch, len)``.
+    Returns:
+      ``(batch, len, heads, m)`` float32; masked keys get exactly 0.
+    """
+    x = ops.cast(x, "float32")
+    projection = ops.cast(projection, "float32")
+    d = x.shape[-1]
+    m = projection.shape[0]
+    scale = d ** -0.25 if scale is None else scale
+    x = x * scale
+    dash = ops.einsum("blhd,md->blhm", x, projection)
+    diag = 0.5 * ops.sum(ops.square(x), axis=-1, keepdims=True)
+    if is_query:
+        stab = ops.max(dash, axis=-1, keepdims=True)
+        feats = ops.exp(dash - diag - ops.stop_gradient(stab)) + epsilon
+        return feats / math.sqrt(m)
+
+    mask = None if key_mask is None else ops.cast(key_mask, "bool")[:, :, None, None]
+    if key_stabilizer == "global":
+        masked = dash if mask is None else ops.where(mask, dash, _NEG)
+        stab = ops.max(masked, axis=(1, 3), keepdims=True)
+    elif key_stabilizer == "causal":
+        if key_mask is None:
+            first = dash[:, :1]
+        else:
+            idx = ops.argmax(ops.cast(key_mask, "int32"), axis=1)
+            first = ops.take_along_axis(dash, ops.reshape(idx, (-1, 1, 1, 1)), axis=1)
+        stab = ops.max(first, axis=-1, keepdims=True)
+        bound = 0.5 * ops.max(ops.sum(ops.square(projection), axis=-1)) - _CAUSAL_HEADROOM
+        stab = ops.maximum(stab, bound)
+    else:
+        raise ValueError(f"key_stabilizer must be 'global' or 'causal', got {key_stabilizer!r}")
+    expo = dash - diag - ops.stop_gradient(stab)
+    if mask is not None:
+        expo = ops.where(mask, expo, _NEG)
+    feats = (ops.exp(expo) + epsilon) / math.sqrt(m)
+    if mask is not None:
+        feats = ops.where(mask, feats, ops.zeros_like(feats))
+    return feats
+
+
+def relu_kernel_features(x, projection, epsilon=1e-3, key_mask=None):
+    """Generalised-attention ReLU features (Choromanski et al. 2020, section 2.2;
+    google-research ``relu_kernel_transformation``):
+    ``phi(x) = relu(W x) / sqrt(m) + epsilon``; masked keys get 0."""
+    x = ops.cast(x, "float32")
+    projection = ops.cast(projection, "float32")
+    m = projection.shape[0]
+    feats = ops.relu(ops.einsum("blhd,md->blhm", x, projection)) / math.sqrt(m) + epsilon
+    if key_mask is not None:
+        feats = ops.where(ops.cast(key_mask, "bool")[:, :, None, None], feats, ops.zeros_like(feats))
+    return feats
+
+
+# --------------------------------------------------------------------------- layer
+@keras.saving.register_keras_serializable(package="keras_longctx")
+class PerformerAttention(MultiHeadAttention):
+    """Drop-in :class:`MultiHeadAttention` with FAVOR+ linear-time attention
+    (Choromanski et al., "Rethinking Attention with Performers", ICLR 2021,
+    arXiv:2009.14794). Same weights, same call signature (padding masks, causal,
+    key/value cache); only :meth:`attend` differs:
+
+        phi(x) = exp(W x^ - |x^|^2 / 2 - c) / sqrt(m) + eps,   x^ = x / d^(1/4)
+        bidirectional:  out = D^-1 (Q' (K'^T V)),   D = diag(Q' (K'^T 1))
+        causal:         the same with A = tril(Q' K'^T), chunked prefix sums
+
+    with ``Q' = phi(Q)``, ``K' = phi(K)`` and ``W`` an ``(nb_features, key_size)``
+    random projection shared by the heads (``kernel='relu'``:
+    ``phi(x) = relu(W x) / sqrt(m) + eps``). Cost ``O(n m d)`` instead of
+    ``O(n^2 d)``; the causal path cuts the sequence in chunks of ``chunk_size``,
+    computes the masked product exactly inside a chunk and carries
+    ``sum K'^T V`` across chunks with ``ops.cumsum`` (memory
+    ``O(n m + (n / c) m d)``), see :func:`layers.linear_attention.linear_attention`.
+
+    Stabilisers (cancel exactly in the attention ratio, up to ``eps``):
+    queries use the per-token ``max_r w_r . x^``; bidirectional keys use the max over
+    unmasked positions and features (google-research ``fast_attention.py``). That
+    key max would leak future keys into causal outputs (and a per-key stabiliser
+    would break the ratio), so for ``use_causal_mask=True`` and for cached
+    decoding the key stabiliser is one constant per batch and head computed only
+    from keys every query sees: ``max(max_r w_r . x^_f, max_r |w_r|^2 / 2 - 60)``,
+    ``f`` the first unmasked key. The second term is a data-independent bound
+    (``w . x^ - |x^|^2 / 2 <= |w|^2 / 2``) that keeps every key exponent
+    ``<= 60``: no overflow whatever the later keys, and outputs at position ``i``
+    depend on keys ``<= i`` only, so cached decoding reproduces the full causal pass.
+
+    Random features: ``feature_type='orthogonal'`` (block-orthogonal rows with
+    chi-distributed norms) or ``'iid'``. ``W`` is a non-trainable weight (saved
+    with the model, so a reloaded model gives identical outputs), initially drawn
+    with NumPy from ``seed``. ``redraw``: ``'never'`` or an int ``k``: a new ``W``
+    is drawn (``keras.random`` + ``SeedGenerator``) every ``k`` training calls
+    (``training=True``; a non-trainable ``step`` counter keeps count); never at
+    inference.
+
+    Not linearisable, hence ``ValueError``: a full ``(batch, q, k)``
+    ``attention_mask`` (UniLM) and ``attention_bias``. ``attention_dropout`` has no
+    attention matrix to act on and is ignored. With a key/value cache the exact
+    ``tril(Q' K'^T)`` product over the cache is used (quadratic in the cache length,
+    same features as the full pass).
+
+    Args:
+      nb_features: number of random features ``m`` (default 256).
+      kernel: ``'softmax'`` (FAVOR+) or ``'relu'``.
+      feature_type: ``'orthogonal'`` or ``'iid'``.
+      redraw: ``'never'`` or a positive int.
+      chunk_size: causal chunk length (default 128; any length works).
+      epsilon: added to the features; default 1e-6 (softmax), 1e-3 (relu).
+      seed: int seed of the initial draw and of the redraws.
+
+    Example:
+
+    >>> import numpy as np
+    >>> att = PerformerAttention(num_heads=2, head_size=8, nb_features=32, seed=0)
+    >>> x = np.random.rand(2, 100, 16).astype("float32")
+    >>> tuple(att(x, attention_mask=np.ones((2, 100)), use_causal_mask=True).shape)
+    (2, 100, 16)
+    """
+
+    def __init__(self, num_heads, head_size, nb_features=256, kernel="softmax", feature_type="orthogonal",
+                 redraw="never", chunk_size=128, epsilon=None, seed=None, **kwargs):
+        super().__init__(num_heads, head_size, **kwargs)
+        if isinstance(nb_features, bool) or int(nb_features) != nb_features or int(nb_features) < 1:
+            raise ValueError(f"{type(self).__name__}: nb_features must be an integer >= 1, got {nb_features!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"{type(self).__name__}: kernel must be one of {KERNELS}, got {kernel!r}")
+        if feature_type not in FEATURE_TYPES:
+            raise ValueError(f"{type(self).__name__}: feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
+        if redraw != "never" and (isinstance(redraw, bool) or not isinstance(redraw, (int, np.integer)) or redraw < 1):
+            raise ValueError(f"{type(self).__name__}: redraw must be 'never' or an integer >= 1, got {redraw!r}")
+        if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or int(chunk_size) < 1:
+            raise ValueError(f"{type(self).__name__}: chunk_size must be an integer >= 1, got {chunk_size!r}")
+        if epsilon is not None and float(epsilon) < 0:
+            raise ValueError(f"{type(self).__name__}: epsilon must be >= 0, got {epsilon!r}")
+        self.nb_features = int(nb_features)
+        self.kernel = kernel
+        self.feature_type = feature_type
+        self.redraw = redraw if redraw == "never" else int(redraw)
+        self.chunk_size = int(chunk_size)
+        self.epsilon = None if epsilon is None else float(epsilon)
+        self.seed = None if seed is None else int(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+    @property
+    def feature_epsilon(self):
+        return _DEFAULT_EPSILON[self.kernel] if self.epsilon is None else self.epsilon
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        super().build(query_shape, value_shape, key_shape)
+        seed = self.seed if self.seed is not None else int(np.random.randint(0, 2**31 - 1))
+        initial = numpy_projection_matrix(self.nb_features, self.key_size, self.feature_type, seed).astype("float32")
+        self.projection = self.add_weight(
+            name="projection", shape=(self.nb_features, self.key_size), dtype="float32",
+            initializer=lambda shape, dtype=None: ops.convert_to_tensor(initial, dtype="float32"),
+            trainable=False, autocast=False)
+        self.step = self.add_weight(name="step", shape=(), dtype="int32", initializer="zeros", trainable=False)
+
+    def set_projection_matrix(self, matrix):
+        """Replace ``W`` (must be ``(nb_features, key_size)``)."""
+        shape = tuple(np.shape(matrix))
+        if shape != (self.nb_features, self.key_size):
+            raise ValueError(f"{self.name}: projection matrix must have shape (nb_features, key_size) = "
+                             f"{(self.nb_features, self.key_size)}, got {shape}")
+        self.projection.assign(ops.convert_to_tensor(np.asarray(matrix), dtype="float32"))
+
+    def _maybe_redraw(self, training):
+        if not training:
+            return
+        step = self.step + 1
+        self.step.assign(step)
+        if self.redraw == "never":
+            return
+        new = projection_matrix(self.nb_features, self.key_size, self.feature_type, self.seed_generator)
+        self.projection.assign(ops.where(step % self.redraw == 0, new, self.projection))
+
+    def feature_map(self, x, is_query, key_mask=None, causal=False):
+        """Features ``phi(x)`` of split heads ``x`` ``(batch, len, heads, key_size)`` with the
+        current projection; keys use the causal stabiliser when ``causal``."""
+        if self.kernel == "relu":
+            return relu_kernel_features(x, self.projection, self.feature_epsilon, key_mask=None if is_query else key_mask)
+        scale = self.key_size ** -0.25 if self.attention_scale else 1.0
+        if is_query:
+            return softmax_kernel_features(x, self.projection, True, scale, self.feature_epsilon)
+        return softmax_kernel_features(x, self.projection, False, scale, self.feature_epsilon, key_mask=key_mask,
+                                       key_stabilizer="causal" if causal else "global")
+
+    def attend(self, q, k, v, key_mask=None, full_mask=None, causal=False, attention_bias=None,
+               query_offset=None, training=None):
+        if full_mask is not None:
+            raise ValueError(f"{self.name}: PerformerAttention cannot linearise a full (batch, query_len, key_len) "
+                             "attention_mask (e.g. UniLM); pass a (batch, key_len) padding mask and/or "
+                             "use_causal_mask=True, or use MultiHeadAttention")
+        if attention_bias is not None:
+            raise ValueError(f"{self.name}: PerformerAttention cannot linearise an additive attention_bias; "
+                             "use MultiHeadAttention")
+        self._maybe_redraw(training)
+        decoding = query_offset is not None
+        qf = self.feature_map(q, True)
+        kf = self.feature_map(k, False, key_mask=key_mask, causal=causal or decoding)
+        if decoding or (causal and q.shape[1] is not None and k.shape[1] is not None and q.shape[1] != k.shape[1]):
+            mask = self.combined_mask(q, k, key_mask, None, causal, query_offset)
+            out = quadratic_kernel_attention(qf, kf, v, mask)
+        else:
+            out = linear_attention(qf, kf, v, key_mask=key_mask, causal=causal, chunk_size=self.chunk_size)
+        return ops.cast(out, v.dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(nb_features=self.nb_features, kernel=self.kernel, feature_type=self.feature_type,
+                      redraw=self.redraw, chunk_size=self.chunk_size, epsilon=self.epsilon, seed=self.seed)
+        return config

@@ -1,0 +1,129 @@
+"""GPT-2 (Radford et al., 2019): pre-LN decoder, final LayerNorm, tied LM head."""
+
+import keras
+
+import layers as L
+from models.transformer import Transformer, WeightSpec
+
+
+class GPT2(Transformer):
+    """GPT-2 in bert4keras' layout: input ``token_ids`` (0 = padding, masked
+    as keys), causal attention, output token probabilities (logits with
+    ``with_lm='linear'``) from the tied embedding matrix."""
+
+    model_type = "gpt2"
+    default_layer_norm_eps = 1e-5
+
+    def __init__(self, with_lm=True, type_vocab_size=None, hidden_act="gelu_new", **kwargs):
+        kwargs.setdefault("application", "lm")
+        if kwargs["application"] != "lm":
+            raise ValueError(f"GPT-2 is a causal LM: application must be 'lm', got {kwargs['application']!r}")
+        super().__init__(hidden_act=hidden_act, **kwargs)
+        self.with_lm = with_lm
+
+    def get_inputs(self):
+        return [keras.Input((self.max_length,), dtype="int32", name="Input-Token")]
+
+    def call(self, inputs):
+        token_ids = inputs[0]
+        x = self.embed(token_ids)
+        mask = self.apply(token_ids, L.PaddingMask, "Attention-Padding-Mask")
+        for i in range(self.num_hidden_layers):
+            x = self.apply_main(x, mask, i)
+        return self.apply_final(x)
+
+    def embed(self, token_ids, start_index=0):
+        x = self.apply(token_ids, L.TokenEmbedding, "Embedding-Token", input_dim=self.vocab_size,
+                       output_dim=self.hidden_size, embeddings_initializer=self.initializer)
+        x = self.apply(x, L.PositionEmbedding, "Embedding-Position", input_dim=self.max_position,
+                       output_dim=self.hidden_size, hierarchical=self.hierarchical_position,
+                       embeddings_initializer=self.initializer,
+                       arguments=None if isinstance(start_index, int) and start_index == 0 else {"start_index": start_index})
+        return self.apply(x, keras.layers.Dropout, "Embedding-Dropout", rate=self.dropout_rate)
+
+    def apply_main(self, x, mask, index, cache=None, cache_index=None):
+        """Pre-LN block: LN -> Att -> Add -> LN -> FFN -> Add. With ``cache``
+        returns ``(x, new_cache)``."""
+        att = f"Transformer-{index}-MultiHeadSelfAttention"
+        ffn = f"Transformer-{index}-FeedForward"
+        y = self.apply(x, keras.layers.LayerNormalization, f"{att}-Norm", epsilon=self.layer_norm_eps)
+        args = {"attention_mask": mask, "use_causal_mask": True}
+        if cache is not None:
+            args.update(cache=cache, cache_index=cache_index)
+        y = self.apply(y, self.attention_layer_class(), att, arguments=args, **self.attention_layer_kwargs())
+        if cache is not None:
+            y, cache = y
+        y = self.apply(y, keras.layers.Dropout, f"{att}-Dropout", rate=self.dropout_rate)
+        x = self.apply([x, y], keras.layers.Add, f"{att}-Add")
+        y = self.apply(x, keras.layers.LayerNormalization, f"{ffn}-Norm", epsilon=self.layer_norm_eps)
+        y = self.apply(y, L.FeedForward, ffn, units=self.intermediate_size, activation=self.hidden_act,
+                       kernel_initializer=self.initializer)
+        y = self.apply(y, keras.layers.Dropout, f"{ffn}-Dropout", rate=self.dropout_rate)
+        x = self.apply([x, y], keras.layers.Add, f"{ffn}-Add")
+        return x if cache is None else (x, cache)
+
+    def apply_final(self, x):
+        x = self.apply(x, keras.layers.LayerNormalization, "Output-Norm", epsilon=self.layer_norm_eps)
+        x = self.apply(x, keras.layers.Dropout, "Output-Dropout", rate=self.dropout_rate)
+        if not self.with_lm:
+            return x
+        x = self.layers["Embedding-Token"](x, mode="dense")
+        act = "softmax" if self.with_lm is True else self.with_lm
+        return self.apply(x, keras.layers.Activation, "LM-Activation", activation=act)
+
+    # ------------------------------------------------------------- weights
+    def weight_specs(self):
+        specs = {
+            "Embedding-Token": [_spec("gpt/embeddings/word_embeddings", "wte.weight")],
+            "Embedding-Position": [_spec("gpt/embeddings/position_embeddings", "wpe.weight")],
+            "Output-Norm": _ln("gpt/output/LayerNorm", "ln_f"),
+        }
+        for i in range(self.num_hidden_layers):
+            p, h = f"gpt/transformer/layer_{i}/", f"h.{i}."
+            specs[f"Transformer-{i}-MultiHeadSelfAttention"] = (
+                _dense(p + "attention/self/query", h + "attn.c_attn", (3, 0))
+                + _dense(p + "attention/self/key", h + "attn.c_attn", (3, 1))
+                + _dense(p + "attention/self/value", h + "attn.c_attn", (3, 2))
+                + _dense(p + "attention/output/dense", h + "attn.c_proj"))
+            specs[f"Transformer-{i}-MultiHeadSelfAttention-Norm"] = _ln(p + "attention/input/LayerNorm", h + "ln_1")
+            specs[f"Transformer-{i}-FeedForward"] = (
+                _dense(p + "intermediate/dense", h + "mlp.c_fc") + _dense(p + "output/dense", h + "mlp.c_proj"))
+            specs[f"Transformer-{i}-FeedForward-Norm"] = _ln(p + "input/LayerNorm", h + "ln_2")
+        return specs
+
+    def transform_loaded(self, spec, value, fmt):
+        if spec.tf == "gpt/embeddings/word_embeddings" and self.keep_tokens is not None:
+            value = value[self.keep_tokens]
+        return value
+
+    def hf_config(self):
+        return {
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": self.vocab_size,
+            "n_embd": self.hidden_size,
+            "n_layer": self.num_hidden_layers,
+            "n_head": self.num_attention_heads,
+            "n_inner": self.intermediate_size,
+            "n_positions": self.max_position,
+            "activation_function": self.hidden_act,
+            "resid_pdrop": self.dropout_rate,
+            "embd_pdrop": self.dropout_rate,
+            "attn_pdrop": self.attention_dropout_rate,
+            "layer_norm_epsilon": self.layer_norm_eps,
+            "tie_word_embeddings": True,
+        }
+
+
+def _spec(tf_name, hf_name, split=None):
+    # GPT-2's HF Conv1D stores (in, out) like Keras: no transpose.
+    return WeightSpec(tf_name, [f"transformer.{hf_name}", hf_name], False, split)
+
+
+def _dense(tf_prefix, hf_prefix, split=None):
+    return [_spec(tf_prefix + "/kernel", hf_prefix + ".weight", split),
+            _spec(tf_prefix + "/bias", hf_prefix + ".bias", split)]
+
+
+def _ln(tf_prefix, hf_prefix):
+    return [_spec(tf_prefix + "/gamma", hf_prefix + ".weight"), _spec(tf_prefix + "/beta", hf_prefix + ".bias")]

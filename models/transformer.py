@@ -1,0 +1,290 @@
+"""The ``Transformer`` base: builds a Keras functional model layer by layer and
+owns the mapping from its weights to each checkpoint format's variable names."""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+
+import layers as L
+from toolkit.checkpoints import (
+    CheckpointError,
+    atomic_path,
+    checkpoint_format,
+    open_checkpoint,
+    save_json,
+    save_safetensors,
+    save_tf_checkpoint,
+)
+
+ATTENTION_KINDS = {
+    "softmax": "MultiHeadAttention",
+    "performer": "PerformerAttention",
+    "taylor": "TaylorAttention",
+}
+
+
+@dataclasses.dataclass
+class WeightSpec:
+    """Where one Keras weight lives in each checkpoint format.
+
+    ``tf``: bert4keras/Google TF variable name (the canonical name).
+    ``hf``: candidate Hugging Face names (first found wins).
+    ``hf_transpose``: HF stores the transpose (``nn.Linear``).
+    ``hf_split``: ``(parts, index)``: HF fuses several weights on the last
+    axis (GPT-2's ``c_attn`` holds q, k, v); this weight is part ``index``.
+    """
+
+    tf: str
+    hf: list
+    hf_transpose: bool = False
+    hf_split: tuple = None
+
+
+class Transformer:
+    """Base class. Subclasses implement ``get_inputs``, ``apply_main`` and
+    ``weight_specs``; ``build()`` returns the ``keras.Model``."""
+
+    model_type = "transformer"
+    default_layer_norm_eps = 1e-12
+
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size,
+        num_hidden_layers,
+        num_attention_heads,
+        intermediate_size=None,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        max_position_embeddings=512,
+        layer_norm_eps=None,
+        initializer_range=0.02,
+        keep_tokens=None,
+        hierarchical_position=None,
+        max_length=None,
+        application="encoder",
+        attention="softmax",
+        attention_kwargs=None,
+        name=None,
+        **kwargs,
+    ):
+        if hidden_size % num_attention_heads:
+            raise ValueError(
+                f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
+            )
+        if attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {sorted(ATTENTION_KINDS)}, got {attention!r}")
+        if application not in ("encoder", "lm", "unilm"):
+            raise ValueError(f"application must be 'encoder', 'lm' or 'unilm', got {application!r}")
+        self.keep_tokens = None if keep_tokens is None else np.asarray(keep_tokens, dtype="int64")
+        self.vocab_size = len(self.keep_tokens) if self.keep_tokens is not None else int(vocab_size)
+        self.hidden_size = int(hidden_size)
+        self.num_hidden_layers = int(num_hidden_layers)
+        self.num_attention_heads = int(num_attention_heads)
+        self.attention_head_size = self.hidden_size // self.num_attention_heads
+        self.intermediate_size = int(intermediate_size or 4 * self.hidden_size)
+        self.hidden_act = hidden_act
+        self.dropout_rate = float(hidden_dropout_prob or 0.0)
+        self.attention_dropout_rate = float(attention_probs_dropout_prob or 0.0)
+        self.max_position = int(max_position_embeddings)
+        self.layer_norm_eps = float(layer_norm_eps if layer_norm_eps is not None else self.default_layer_norm_eps)
+        self.initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        self.hierarchical_position = hierarchical_position
+        self.application = application
+        self.attention = attention
+        self.attention_kwargs = dict(attention_kwargs or {})
+        self.name = name
+        self.max_length = max_length
+        if kwargs:
+            unknown = sorted(kwargs)
+            raise TypeError(f"{type(self).__name__}: unexpected arguments {unknown}")
+        alpha = L.position_embedding.resolve_alpha(hierarchical_position)
+        limit = self.max_position**2 if alpha is not None else self.max_position
+        if max_length is not None and max_length > limit:
+            raise ValueError(
+                f"max_length={max_length} exceeds the model's {limit} positions; "
+                + ("use hierarchical_position=True to read up to "
+                   f"{self.max_position ** 2} tokens" if alpha is None else "")
+            )
+        self.layers = {}
+        self.model = None
+
+    # ---------------------------------------------------------------- graph
+    def apply(self, inputs, layer_cls, name, arguments=None, **layer_kwargs):
+        """Create (once) and call the layer named ``name``, bert4keras' ``apply``."""
+        if name not in self.layers:
+            self.layers[name] = layer_cls(name=name, **layer_kwargs)
+        return self.layers[name](inputs, **(arguments or {}))
+
+    def attention_layer_class(self):
+        cls_name = ATTENTION_KINDS[self.attention]
+        cls = getattr(L, cls_name, None)
+        if cls is None:
+            raise ValueError(f"attention={self.attention!r} needs layers.{cls_name}, which is not available")
+        return cls
+
+    def attention_layer_kwargs(self):
+        kw = dict(
+            num_heads=self.num_attention_heads,
+            head_size=self.attention_head_size,
+            output_dim=self.hidden_size,
+            attention_dropout=self.attention_dropout_rate,
+            kernel_initializer=self.initializer,
+        )
+        kw.update(self.attention_kwargs)
+        return kw
+
+    def build(self):
+        inputs = self.get_inputs()
+        outputs = self.call(inputs)
+        self.model = keras.Model(inputs=inputs, outputs=outputs, name=self.name or self.model_type)
+        self.model.transformer_info = {"model": self.model_type, "max_length": self.max_position_limit}
+        return self.model
+
+    @property
+    def max_position_limit(self):
+        return self.layers["Embedding-Position"].max_length if "Embedding-Position" in self.layers else None
+
+    # ------------------------------------------------------------- weights
+    def weight_specs(self):
+        """``{layer_name: [WeightSpec, ...]}`` in the order of ``layer.weights``."""
+        raise NotImplementedError
+
+    def _layer_weights(self, layer_name, n):
+        layer = self.model.get_layer(layer_name)
+        weights = list(layer.weights)
+        if len(weights) != n:  # e.g. Performer's non-trainable projection: map the trainable ones
+            trainable = [w for w in weights if w.trainable]
+            weights = trainable if len(trainable) >= n else weights
+        return layer, weights[:n]
+
+    def transform_loaded(self, spec, value, fmt):
+        """Per-variable fix-ups after reading (keep_tokens, TF layout quirks)."""
+        return value
+
+    def _read(self, reader, spec, cache):
+        if reader.format == "tf":
+            return reader.get(spec.tf)
+        for name in spec.hf:
+            if name in reader:
+                break
+        else:
+            raise reader.missing(spec.hf[0], wanted_by=f"{spec.tf}; also tried {spec.hf[1:]}")
+        if spec.hf_split:
+            if name not in cache:
+                cache.clear()
+                cache[name] = reader.get(name)
+            full = cache[name]
+            parts, index = spec.hf_split
+            if full.shape[-1] % parts:
+                raise CheckpointError(
+                    f"variable '{name}' in '{reader.path}' has shape {full.shape}, last axis not divisible by {parts}")
+            value = np.split(full, parts, axis=-1)[index]
+        else:
+            value = reader.get(name)
+        return value.T if spec.hf_transpose else value
+
+    def load_weights_from_checkpoint(self, checkpoint_path, progress=False):
+        """Load weights from a TF checkpoint, HF directory/file or ``.weights.h5``.
+
+        Every variable is checked: a missing name or a wrong shape raises
+        CheckpointError naming the variable, the layer and both shapes."""
+        fmt = checkpoint_format(checkpoint_path)
+        if fmt == "keras":
+            self.model.load_weights(checkpoint_path)
+            return
+        reader = open_checkpoint(checkpoint_path)
+        specs = self.weight_specs()
+        items = [(k, v) for k, v in specs.items() if _has_layer(self.model, k)]
+        if progress:
+            from tqdm.auto import tqdm
+
+            items = tqdm(items, desc="loading weights", unit="layer")
+        cache = {}
+        for layer_name, layer_specs in items:
+            layer, weights = self._layer_weights(layer_name, len(layer_specs))
+            for w, spec in zip(weights, layer_specs):
+                value = self._read(reader, spec, cache)
+                value = self.transform_loaded(spec, value, fmt)
+                if tuple(value.shape) != tuple(w.shape):
+                    src = spec.tf if fmt == "tf" else spec.hf[0]
+                    raise CheckpointError(
+                        f"variable '{src}' in checkpoint '{reader.path}' has shape {tuple(value.shape)} "
+                        f"(after layout conversion) but layer '{layer_name}' weight '{w.path}' expects "
+                        f"{tuple(w.shape)}"
+                    )
+                w.assign(value.astype(w.dtype))
+
+    # -------------------------------------------------------------- writers
+    def save_weights(self, path):
+        """Keras ``.weights.h5`` file, written atomically."""
+        if not str(path).endswith(".weights.h5"):
+            raise ValueError(f"Keras weights file name must end with '.weights.h5', got '{path}'")
+        with atomic_path(path) as tmp:
+            self.model.save_weights(tmp)
+
+    def hf_state_dict(self):
+        """``{hf_name: array}`` in Hugging Face layout (fused weights re-joined)."""
+        out, pending = {}, {}
+        for layer_name, layer_specs in self.weight_specs().items():
+            if not _has_layer(self.model, layer_name):
+                continue
+            _, weights = self._layer_weights(layer_name, len(layer_specs))
+            for w, spec in zip(weights, layer_specs):
+                value = keras.ops.convert_to_numpy(w)
+                value = self.transform_saved(spec, value)
+                name = spec.hf[0]
+                if spec.hf_split:
+                    parts, index = spec.hf_split
+                    slot = pending.setdefault(name, [None] * parts)
+                    slot[index] = value
+                    if all(p is not None for p in slot):
+                        out[name] = np.concatenate(slot, axis=-1)
+                        del pending[name]
+                    continue
+                out[name] = value.T if spec.hf_transpose else value
+        if pending:
+            raise CheckpointError(f"incomplete fused weights: {sorted(pending)}")
+        return out
+
+    def transform_saved(self, spec, value):
+        """Inverse of ``transform_loaded`` for the layout-only fix-ups (HF and TF share it)."""
+        return value
+
+    def tf_state_dict(self):
+        """``{tf_name: array}`` under bert4keras/Google TF names."""
+        out = {}
+        for layer_name, layer_specs in self.weight_specs().items():
+            if not _has_layer(self.model, layer_name):
+                continue
+            _, weights = self._layer_weights(layer_name, len(layer_specs))
+            for w, spec in zip(weights, layer_specs):
+                out[spec.tf] = self.transform_saved_tf(spec, keras.ops.convert_to_numpy(w))
+        return out
+
+    def transform_saved_tf(self, spec, value):
+        return value
+
+    def save_weights_as_checkpoint(self, prefix):
+        """TF checkpoint under bert4keras/Google names (bert4keras' method of the same name)."""
+        save_tf_checkpoint(self.tf_state_dict(), prefix)
+
+    def hf_config(self):
+        raise NotImplementedError
+
+    def save_pretrained(self, directory):
+        """Write ``config.json`` + ``model.safetensors`` in Hugging Face format."""
+        os.makedirs(directory, exist_ok=True)
+        save_safetensors(self.hf_state_dict(), os.path.join(directory, "model.safetensors"), {"format": "pt"})
+        save_json(self.hf_config(), os.path.join(directory, "config.json"))
+
+
+def _has_layer(model, name):
+    try:
+        model.get_layer(name)
+        return True
+    except ValueError:
+        return False
