@@ -102,9 +102,13 @@ class PositionEmbedding(keras.layers.Layer):
             return ops.take(table, position_ids, axis=0)
         alpha = self.alpha
         u = (table - alpha * table[:1]) / (1.0 - alpha)
+        low_ids = position_ids % self.input_dim
         high = ops.take(u, position_ids // self.input_dim, axis=0)
-        low = ops.take(u, position_ids % self.input_dim, axis=0)
-        return alpha * high + (1.0 - alpha) * low
+        low = ops.take(u, low_ids, axis=0)
+        mixed = alpha * high + (1.0 - alpha) * low
+        # Positions below n are the trained rows exactly (not up to rounding).
+        trained = ops.take(table, low_ids, axis=0)
+        return ops.where(ops.expand_dims(position_ids < self.input_dim, -1), trained, mixed)
 
     def call(self, inputs, start_index=0):
         seq_len = inputs.shape[1]
