@@ -111,18 +111,30 @@ class PositionEmbedding(keras.layers.Layer):
         return ops.where(ops.expand_dims(position_ids < self.input_dim, -1), trained, mixed)
 
     def call(self, inputs, start_index=0):
+        """``start_index``: the position of ``inputs[:, 0]``, a Python int, a
+        scalar tensor, or a ``(batch,)`` tensor of per-row offsets (left-padded
+        batches in cached decoding; negative positions are clipped to 0)."""
         seq_len = inputs.shape[1]
-        if isinstance(seq_len, int) and isinstance(start_index, int):
+        static = isinstance(seq_len, int) and isinstance(start_index, int)
+        if static:
             self.check_length(seq_len + start_index)
         else:
             seq_len = ops.shape(inputs)[1]
-            _runtime_length_check(self, seq_len + start_index)
-        positions = ops.arange(seq_len, dtype="int32") + ops.cast(start_index, "int32")
-        if self.alpha is None and isinstance(seq_len, int) and isinstance(start_index, int):
-            emb = ops.cast(self.embeddings, self.compute_dtype)[start_index : start_index + seq_len]
+            if keras.backend.backend() == "tensorflow" and not isinstance(start_index, int) \
+                    and len(getattr(start_index, "shape", ())) == 0:
+                _runtime_length_check(self, seq_len + start_index)
+            elif isinstance(start_index, int):
+                _runtime_length_check(self, seq_len + start_index)
+        if static and self.alpha is None:
+            emb = ops.expand_dims(ops.cast(self.embeddings, self.compute_dtype)[start_index: start_index + seq_len], 0)
         else:
+            start = ops.cast(start_index, "int32")
+            positions = ops.arange(seq_len, dtype="int32")
+            if len(getattr(start, "shape", ())) == 1:
+                positions = ops.maximum(positions[None, :] + start[:, None], 0)
+            else:
+                positions = (positions + start)[None, :]
             emb = self.embeddings_for(positions)
-        emb = ops.expand_dims(emb, 0)
         if self.merge_mode == "add":
             return inputs + emb
         return emb

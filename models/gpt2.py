@@ -24,6 +24,21 @@ class GPT2(Transformer):
     def get_inputs(self):
         return [keras.Input((self.max_length,), dtype="int32", name="Input-Token")]
 
+    def build(self):
+        model = super().build()
+        model.cached_decoder = self.cached_decoder  # toolkit.generation.generate(model, ...) finds it
+        model.transformer = self
+        return model
+
+    def cached_decoder(self, bucket=64):
+        """The KV-cache decoder of this model (created once per bucket size)."""
+        from models.decoder import CachedDecoder
+
+        self._decoders = getattr(self, "_decoders", {})
+        if bucket not in self._decoders:
+            self._decoders[bucket] = CachedDecoder(self, bucket=bucket)
+        return self._decoders[bucket]
+
     def call(self, inputs):
         token_ids = inputs[0]
         x = self.embed(token_ids)

@@ -2,6 +2,7 @@
 owns the mapping from its weights to each checkpoint format's variable names."""
 
 import dataclasses
+import difflib
 import os
 
 import keras
@@ -62,6 +63,7 @@ class Transformer:
         max_position_embeddings=512,
         layer_norm_eps=None,
         initializer_range=0.02,
+        initializer=None,
         keep_tokens=None,
         hierarchical_position=None,
         max_length=None,
@@ -91,7 +93,11 @@ class Transformer:
         self.attention_dropout_rate = float(attention_probs_dropout_prob or 0.0)
         self.max_position = int(max_position_embeddings)
         self.layer_norm_eps = float(layer_norm_eps if layer_norm_eps is not None else self.default_layer_norm_eps)
-        self.initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        # ``initializer`` (a Keras initializer or its name, e.g. 'zeros' for a model
+        # whose weights are about to be overwritten) replaces the default for
+        # every kernel and embedding.
+        self.initializer = (keras.initializers.get(initializer) if initializer is not None
+                            else keras.initializers.TruncatedNormal(stddev=initializer_range))
         self.hierarchical_position = hierarchical_position
         self.application = application
         self.attention = attention
@@ -177,15 +183,8 @@ class Transformer:
             if name not in cache:
                 cache.clear()
                 cache[name] = reader.get(name)
-            full = cache[name]
-            parts, index = spec.hf_split
-            if full.shape[-1] % parts:
-                raise CheckpointError(
-                    f"variable '{name}' in '{reader.path}' has shape {full.shape}, last axis not divisible by {parts}")
-            value = np.split(full, parts, axis=-1)[index]
-        else:
-            value = reader.get(name)
-        return value.T if spec.hf_transpose else value
+            return _hf_part(spec, name, cache[name], f"'{reader.path}'")
+        return _hf_part(spec, name, reader.get(name), f"'{reader.path}'")
 
     def load_weights_from_checkpoint(self, checkpoint_path, progress=False):
         """Load weights from a TF checkpoint, HF directory/file or ``.weights.h5``.
@@ -217,6 +216,49 @@ class Transformer:
                         f"{tuple(w.shape)}"
                     )
                 w.assign(value.astype(w.dtype))
+
+    def assign_from_named_arrays(self, named_arrays, fmt="hf"):
+        """Assign weights from ``(name, array)`` pairs as they arrive (e.g. a
+        converter's generator, so only one tensor is in memory at a time).
+
+        ``fmt='hf'``: Hugging Face names and layout (fused weights such as
+        GPT-2's ``c_attn`` are split into q, k, v); ``fmt='tf'``: the
+        bert4keras/Google TF names. Raises CheckpointError for a name that
+        matches no weight, a wrong shape, or weights left unassigned at the
+        end. Returns the number of Keras weights assigned."""
+        if fmt not in ("hf", "tf"):
+            raise ValueError(f"fmt must be 'hf' or 'tf', got {fmt!r}")
+        targets, unassigned = {}, {}
+        for layer_name, layer_specs in self.weight_specs().items():
+            if not _has_layer(self.model, layer_name):
+                continue
+            _, weights = self._layer_weights(layer_name, len(layer_specs))
+            for w, spec in zip(weights, layer_specs):
+                unassigned[id(w)] = spec.tf if fmt == "tf" else spec.hf[0]
+                for name in [spec.tf] if fmt == "tf" else spec.hf:
+                    targets.setdefault(name, []).append((layer_name, w, spec))
+        count = 0
+        for name, value in named_arrays:
+            if name not in targets:
+                close = difflib.get_close_matches(name, list(targets), n=3, cutoff=0.5)
+                raise CheckpointError(f"'{name}' matches no weight of this {self.model_type} model"
+                                      + (f"; similar names: {close}" if close else ""))
+            value = np.asarray(value)
+            for layer_name, w, spec in targets[name]:
+                part = value if fmt == "tf" else _hf_part(spec, name, value, "the given arrays")
+                part = self.transform_loaded(spec, part, fmt)
+                if tuple(part.shape) != tuple(w.shape):
+                    raise CheckpointError(
+                        f"'{name}' has shape {tuple(part.shape)} (after layout conversion) but layer "
+                        f"'{layer_name}' weight '{w.path}' expects {tuple(w.shape)}")
+                w.assign(part.astype(w.dtype, copy=False))
+                unassigned.pop(id(w), None)
+                count += 1
+        if unassigned:
+            names = sorted(set(unassigned.values()))
+            raise CheckpointError(f"no value was given for {len(names)} weight(s): {names[:5]}"
+                                  + (" ..." if len(names) > 5 else ""))
+        return count
 
     # -------------------------------------------------------------- writers
     def save_weights(self, path):
@@ -280,6 +322,18 @@ class Transformer:
         os.makedirs(directory, exist_ok=True)
         save_safetensors(self.hf_state_dict(), os.path.join(directory, "model.safetensors"), {"format": "pt"})
         save_json(self.hf_config(), os.path.join(directory, "config.json"))
+
+
+def _hf_part(spec, name, full, where):
+    """An HF tensor in Keras layout: this weight's part of a fused tensor, transposed if HF stores it so."""
+    value = full
+    if spec.hf_split:
+        parts, index = spec.hf_split
+        if full.shape[-1] % parts:
+            raise CheckpointError(
+                f"variable '{name}' in {where} has shape {full.shape}, last axis not divisible by {parts}")
+        value = np.split(full, parts, axis=-1)[index]
+    return value.T if spec.hf_transpose else value
 
 
 def _has_layer(model, name):

@@ -1,0 +1,126 @@
+"""Cached incremental decoding for GPT-2: a prefill call over the (left-padded)
+prompt and a one-token step call, each traced once per (batch, bucket) shape.
+
+The key/value cache holds, per layer, ``(batch, 2, max_len, heads, head_size)``.
+Prompts are left-padded to a bucket length (a multiple of ``bucket``); row
+``r``'s positions are shifted by its padding so that its tokens sit at
+positions ``0, 1, ...`` exactly as in an unpadded run, and padded slots are
+masked as keys. Hence the step function is compiled once per batch size and
+cache length, not per token or per prompt length.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+class CachedDecoder:
+    """Wraps a built ``GPT2`` transformer. Methods take and return NumPy.
+
+    ``prefill(prompts) -> (logits_last, state)``; ``step(token_ids, state) ->
+    (logits, state)``; ``reorder(state, rows)`` for beam search. ``state`` is
+    an opaque dict."""
+
+    def __init__(self, transformer, bucket=64):
+        if transformer.model is None:
+            raise ValueError("build the transformer before decoding")
+        self.t = transformer
+        self.bucket = int(bucket)
+        self.max_position = transformer.max_position_limit
+        self.layers = transformer.num_hidden_layers
+        self.heads = transformer.num_attention_heads
+        self.head_size = transformer.attention_head_size
+        self._prefill = _compile(self._prefill_fn, transformer.model)
+        self._step = _compile(self._step_fn, transformer.model)
+
+    # ------------------------------------------------------- traced bodies
+    def _forward(self, token_ids, caches, cache_index, key_mask, offsets):
+        t = self.t
+        x = t.embed(token_ids, start_index=offsets)
+        new = []
+        for i in range(self.layers):
+            x, c = t.apply_main(x, key_mask, i, cache=caches[i], cache_index=cache_index)
+            new.append(c)
+        x = t.layers["Output-Norm"](x)
+        logits = t.layers["Embedding-Token"](x, mode="dense")
+        return ops.cast(logits, "float32"), tuple(new)
+
+    def _prefill_fn(self, token_ids, caches, key_mask, offsets):
+        logits, caches = self._forward(token_ids, caches, 0, key_mask, offsets)
+        return logits[:, -1], caches
+
+    def _step_fn(self, token_ids, caches, cache_index, key_mask, offsets):
+        logits, caches = self._forward(token_ids, caches, cache_index, key_mask, offsets + cache_index)
+        return logits[:, -1], caches
+
+    # --------------------------------------------------------------- public
+    def cache_length(self, prompt_len, max_new_tokens):
+        n = prompt_len + max_new_tokens
+        n = -(-n // self.bucket) * self.bucket
+        return n
+
+    def prefill(self, prompts, max_new_tokens):
+        """``prompts``: list of int lists (non-empty). Returns last-position
+        logits ``(batch, vocab)`` and the decoding state."""
+        if any(len(p) == 0 for p in prompts):
+            raise ValueError("every prompt needs at least one token")
+        longest = max(len(p) for p in prompts)
+        if self.max_position is not None and longest + max_new_tokens > self.max_position:
+            raise ValueError(
+                f"prompt of {longest} tokens + {max_new_tokens} new tokens exceeds the model's "
+                f"{self.max_position} positions")
+        plen = -(-longest // self.bucket) * self.bucket
+        total = self.cache_length(plen, max_new_tokens)
+        b = len(prompts)
+        ids = np.zeros((b, plen), "int32")
+        key_mask = np.zeros((b, total), bool)
+        offsets = np.zeros((b,), "int32")
+        for r, p in enumerate(prompts):
+            ids[r, plen - len(p):] = p
+            key_mask[r, plen - len(p):plen] = True
+            offsets[r] = -(plen - len(p))
+        dtype = self.t.model.get_layer("Embedding-Token").compute_dtype
+        caches = tuple(np.zeros((b, 2, total, self.heads, self.head_size), dtype) for _ in range(self.layers))
+        logits, caches = self._prefill(ids, caches, key_mask, offsets)
+        state = {"caches": caches, "index": plen, "key_mask": key_mask, "offsets": offsets, "total": total}
+        return ops.convert_to_numpy(logits), state
+
+    def step(self, token_ids, state):
+        """Feed one token per row; returns next logits ``(batch, vocab)``."""
+        index = state["index"]
+        if index >= state["total"]:
+            raise ValueError(f"cache full: {state['total']} positions")
+        ids = np.asarray(token_ids, "int32").reshape(-1, 1)
+        key_mask = state["key_mask"].copy()
+        key_mask[:, index] = ids[:, 0] != 0  # id 0 is padding, as in the full forward pass
+        logits, caches = self._step(ids, state["caches"], np.int32(index), key_mask, state["offsets"])
+        new = dict(state, caches=caches, index=index + 1, key_mask=key_mask)
+        return ops.convert_to_numpy(logits), new
+
+    def reorder(self, state, rows):
+        """Select/duplicate batch rows (beam search)."""
+        rows = np.asarray(rows, "int32")
+        caches = tuple(ops.take(c, rows, axis=0) for c in state["caches"])
+        return dict(state, caches=caches, key_mask=state["key_mask"][rows], offsets=state["offsets"][rows])
+
+
+def _compile(fn, model):
+    """Trace ``fn`` once per input shape: tf.function on TensorFlow, jax.jit
+    over the model's variables on JAX, eager elsewhere."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=False)
+    if backend == "jax":
+        import jax
+
+        variables = model.variables
+
+        def stateless(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn(*args)
+
+        jitted = jax.jit(stateless)
+        return lambda *args: jitted([v.value for v in variables], *args)
+    return fn

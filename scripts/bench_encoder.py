@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Encoder forward-pass throughput: keras-longctx BERT vs Hugging Face
+transformers (torch) vs keras-hub's BertBackbone, same shape, random weights,
+one process. Writes a table to docs/benchmarks.md.
+
+    python scripts/bench_encoder.py                  # BERT-base, 4 x 512, 5 repeats
+    python scripts/bench_encoder.py --layers 2 --repeats 3 --no-write
+"""
+
+import argparse
+import os
+import time
+
+import _common
+import numpy as np
+
+
+def median_time(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), times
+
+
+def matmul_peak_gflops(n=2048, repeats=5):
+    """Measured float32 matmul rate of this machine (best of TF and torch), GFLOP/s."""
+    import tensorflow as tf
+    import torch
+
+    a = np.random.rand(n, n).astype("float32")
+    ta = tf.constant(a)
+    tf_mm = tf.function(lambda x: tf.matmul(x, x))
+    t_tf, _ = median_time(lambda: tf_mm(ta).numpy(), repeats)
+    pa = torch.from_numpy(a)
+    with torch.inference_mode():
+        t_pt, _ = median_time(lambda: torch.mm(pa, pa), repeats)
+    return 2 * n**3 / min(t_tf, t_pt) / 1e9
+
+
+def forward_flops(batch, length, hidden, layers, intermediate):
+    tokens = batch * length
+    per_layer = 2 * tokens * (4 * hidden * hidden + 2 * hidden * intermediate) + 2 * 2 * batch * length * length * hidden
+    return layers * per_layer
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--length", type=int, default=512)
+    p.add_argument("--layers", type=int, default=12)
+    p.add_argument("--hidden", type=int, default=768)
+    p.add_argument("--heads", type=int, default=12)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+    args = p.parse_args(argv)
+
+    import keras
+    import keras_hub
+    import tensorflow as tf
+    import torch
+    import transformers
+
+    from models import build_transformer_model
+
+    torch.set_num_threads(os.cpu_count())
+    b, n, h, nl = args.batch, args.length, args.hidden, args.layers
+    inter = 4 * h
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 30000, size=(b, n)).astype("int32")
+    seg = np.zeros_like(ids)
+    results = {}
+
+    ours = build_transformer_model(dict(vocab_size=30522, hidden_size=h, num_hidden_layers=nl, num_attention_heads=args.heads,
+                                        intermediate_size=inter, max_position_embeddings=512, type_vocab_size=2))
+    ours_fn = tf.function(lambda a, s: ours([a, s], training=False))
+    results["keras-longctx (this package)"] = median_time(lambda: ours_fn(ids, seg).numpy(), args.repeats)
+    del ours, ours_fn
+
+    hub = keras_hub.models.BertBackbone(vocabulary_size=30522, num_layers=nl, num_heads=args.heads, hidden_dim=h,
+                                        intermediate_dim=inter, max_sequence_length=512)
+    feed = {"token_ids": ids, "segment_ids": seg, "padding_mask": np.ones_like(ids)}
+    hub_fn = tf.function(lambda f: hub(f, training=False)["sequence_output"])
+    results["keras-hub BertBackbone"] = median_time(lambda: hub_fn(feed).numpy(), args.repeats)
+    del hub, hub_fn
+
+    cfg = transformers.BertConfig(vocab_size=30522, hidden_size=h, num_hidden_layers=nl, num_attention_heads=args.heads,
+                                  intermediate_size=inter)
+    hf = transformers.BertModel(cfg).eval()
+    t_ids, t_mask = torch.from_numpy(ids).long(), torch.ones(b, n, dtype=torch.long)
+
+    def run_hf():
+        with torch.inference_mode():
+            hf(input_ids=t_ids, attention_mask=t_mask).last_hidden_state.numpy()
+
+    results[f"HF transformers {transformers.__version__} (torch {torch.__version__}, {cfg._attn_implementation})"] = \
+        median_time(run_hf, args.repeats)
+
+    peak = matmul_peak_gflops()
+    flops = forward_flops(b, n, h, nl, inter)
+    ref_hf = next(v[0] for k, v in results.items() if k.startswith("HF"))
+    ref_hub = results["keras-hub BertBackbone"][0]
+    rows = ["| implementation | median s / batch | tokens/s | GFLOP/s | % of matmul peak | vs HF | vs keras-hub |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, (t, _) in results.items():
+        rows.append(f"| {name} | {t:.3f} | {b * n / t:,.0f} | {flops / t / 1e9:.0f} | {100 * flops / t / 1e9 / peak:.0f}% "
+                    f"| {ref_hf / t:.2f}x | {ref_hub / t:.2f}x |")
+    table = "\n".join(rows)
+    cmd = "python scripts/bench_encoder.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    body = (f"## Encoder forward pass (`scripts/bench_encoder.py`)\n\n"
+            f"BERT shape {nl} layers x {h} hidden x {args.heads} heads, batch {b} x {n} tokens, float32, random "
+            f"weights, forward only, median of {args.repeats} repeats after one warm-up; Keras models run "
+            f"under `tf.function` (TensorFlow backend, keras {keras.__version__}).\n"
+            f"Machine: {_common.machine_description()}; measured float32 matmul peak {peak:.0f} GFLOP/s "
+            f"(2048^3, best of TF and torch). Date: {_common.today()}. Command: `{cmd.strip()}`.\n\n{table}\n")
+    print(body)
+    if not args.no_write:
+        _common.write_benchmark_section("bench_encoder", body)
+    return results
+
+
+if __name__ == "__main__":
+    main()
