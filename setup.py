@@ -15,7 +15,13 @@ setup(
         "tqdm",
     ],
     extras_require={
+        "cpm": ["sentencepiece", "jieba"],
+        "xiangqi": ["pyffish"],
         "test": [
+            "sentencepiece",
+            "jieba",
+            "snownlp",
+            "pyffish",
             "pytest",
             "pytest-timeout",
             "torch==2.13.0",

@@ -26,7 +26,8 @@ class MultiHeadAttention(keras.layers.Layer):
       * ``attention_bias``: an additive ``(batch or 1, heads or 1, q, k)`` bias.
 
     Key/value cache (incremental decoding): pass ``cache`` of shape
-    ``(batch, 2, max_len, num_heads, head_size)`` and ``cache_index`` (where the
+    ``(batch, 2, num_heads, max_len, head_size)`` (heads before positions, so
+    a step reads the cache without transposing it) and ``cache_index`` (where the
     new keys go); the call returns ``(output, updated_cache)``. The queries are
     the new positions only and attend to the whole cache, so ``attention_mask``
     (if given) must cover ``max_len`` keys.
@@ -111,23 +112,49 @@ class MultiHeadAttention(keras.layers.Layer):
         if cache is not None:
             if cache_index is None:
                 raise ValueError(f"{self.name}: cache_index is required with cache")
-            start = [0, ops.cast(cache_index, "int32"), 0, 0]
-            k = ops.slice_update(cache[:, 0], start, ops.cast(k, cache.dtype))
-            v = ops.slice_update(cache[:, 1], start, ops.cast(v, cache.dtype))
+            index = ops.cast(cache_index, "int32")
+            start = [0, 0, index, 0]
+            k = ops.slice_update(cache[:, 0], start, ops.cast(ops.transpose(k, (0, 2, 1, 3)), cache.dtype))
+            v = ops.slice_update(cache[:, 1], start, ops.cast(ops.transpose(v, (0, 2, 1, 3)), cache.dtype))
             cache = ops.stack([k, v], axis=1)
-
-        key_mask, full_mask = self._normalize_mask(attention_mask, q, k)
-        if attention_bias is not None and ops.ndim(attention_bias) not in (3, 4):
-            raise ValueError(f"{self.name}: attention_bias must have rank 3 or 4, got shape {attention_bias.shape}")
-        query_offset = None if cache is None else ops.cast(cache_index, "int32")
-        o = self.attend(q, k, v, key_mask=key_mask, full_mask=full_mask, causal=bool(use_causal_mask),
-                        attention_bias=attention_bias, query_offset=query_offset, training=training)
+            if type(self).attend is MultiHeadAttention.attend:
+                o = self._attend_cached(q, k, v, attention_mask, attention_bias, use_causal_mask, index, training)
+            else:  # subclasses keep the (batch, length, heads, size) contract
+                k, v = ops.transpose(k, (0, 2, 1, 3)), ops.transpose(v, (0, 2, 1, 3))
+                key_mask, full_mask = self._normalize_mask(attention_mask, q, k)
+                o = self.attend(q, k, v, key_mask=key_mask, full_mask=full_mask, causal=bool(use_causal_mask),
+                                attention_bias=attention_bias, query_offset=index, training=training)
+        else:
+            key_mask, full_mask = self._normalize_mask(attention_mask, q, k)
+            if attention_bias is not None and ops.ndim(attention_bias) not in (3, 4):
+                raise ValueError(
+                    f"{self.name}: attention_bias must have rank 3 or 4, got shape {attention_bias.shape}")
+            o = self.attend(q, k, v, key_mask=key_mask, full_mask=full_mask, causal=bool(use_causal_mask),
+                            attention_bias=attention_bias, training=training)
         shape = ops.shape(o)
         o = ops.reshape(o, (shape[0], shape[1], self.num_heads * self.head_size))
         o = self.output_dense(o)
         if cache is not None:
             return o, cache
         return o
+
+    def _attend_cached(self, q, k, v, attention_mask, attention_bias, causal, index, training):
+        """Softmax attention of new queries ``(b, lq, h, d)`` over a cache laid
+        out ``(b, h, max_len, d)``: plain batched matmuls, no cache transpose."""
+        q = ops.transpose(q, (0, 2, 1, 3))
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
+        if self.attention_scale:
+            scores = scores / math.sqrt(self.key_size)
+        scores = ops.cast(scores, "float32")
+        if attention_bias is not None:
+            bias = ops.cast(attention_bias, "float32")
+            scores = scores + (bias[:, None] if len(bias.shape) == 3 else bias)
+        key_mask, full_mask = self._normalize_mask(attention_mask, q, k)
+        mask = self.combined_mask(ops.shape(q)[2], ops.shape(k)[2], key_mask, full_mask, causal, index)
+        if mask is not None:
+            scores = ops.where(mask, scores, NEG_INF)
+        probs = self.dropout(ops.cast(ops.softmax(scores, axis=-1), v.dtype), training=training)
+        return ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))
 
     def _split_heads(self, x, size):
         shape = ops.shape(x)
@@ -148,7 +175,7 @@ class MultiHeadAttention(keras.layers.Layer):
         )
 
     # ------------------------------------------------------------------ attend
-    def combined_mask(self, q, k, key_mask, full_mask, causal, query_offset):
+    def combined_mask(self, q_len, k_len, key_mask, full_mask, causal, query_offset=None):
         """Boolean mask broadcastable to ``(batch, 1, q_len, k_len)``, or None."""
         mask = None
         if key_mask is not None:
@@ -157,7 +184,6 @@ class MultiHeadAttention(keras.layers.Layer):
             m = full_mask[:, None, :, :]
             mask = m if mask is None else ops.logical_and(mask, m)
         if causal:
-            q_len, k_len = ops.shape(q)[1], ops.shape(k)[1]
             qi = ops.arange(q_len, dtype="int32")
             if query_offset is not None:
                 qi = qi + query_offset
@@ -177,7 +203,7 @@ class MultiHeadAttention(keras.layers.Layer):
         if attention_bias is not None:
             bias = ops.cast(attention_bias, "float32")
             scores = scores + (bias[:, None] if len(bias.shape) == 3 else bias)
-        mask = self.combined_mask(q, k, key_mask, full_mask, causal, query_offset)
+        mask = self.combined_mask(ops.shape(q)[1], ops.shape(k)[1], key_mask, full_mask, causal, query_offset)
         if mask is not None:
             scores = ops.where(mask, scores, NEG_INF)
         probs = ops.softmax(scores, axis=-1)

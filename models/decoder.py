@@ -1,7 +1,7 @@
 """Cached incremental decoding for GPT-2: a prefill call over the (left-padded)
 prompt and a one-token step call, each traced once per (batch, bucket) shape.
 
-The key/value cache holds, per layer, ``(batch, 2, max_len, heads, head_size)``.
+The key/value cache holds, per layer, ``(batch, 2, heads, max_len, head_size)``.
 Prompts are left-padded to a bucket length (a multiple of ``bucket``); row
 ``r``'s positions are shifted by its padding so that its tokens sit at
 positions ``0, 1, ...`` exactly as in an unpadded run, and padded slots are
@@ -80,7 +80,7 @@ class CachedDecoder:
             key_mask[r, plen - len(p):plen] = True
             offsets[r] = -(plen - len(p))
         dtype = self.t.model.get_layer("Embedding-Token").compute_dtype
-        caches = tuple(np.zeros((b, 2, total, self.heads, self.head_size), dtype) for _ in range(self.layers))
+        caches = tuple(np.zeros((b, 2, self.heads, total, self.head_size), dtype) for _ in range(self.layers))
         logits, caches = self._prefill(ids, caches, key_mask, offsets)
         state = {"caches": caches, "index": plen, "key_mask": key_mask, "offsets": offsets, "total": total}
         return ops.convert_to_numpy(logits), state

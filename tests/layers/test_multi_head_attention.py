@@ -61,7 +61,7 @@ def test_kv_cache_equals_full_causal():
     layer = MultiHeadAttention(2, 4)
     x = np.random.rand(2, 5, 8).astype("float32")
     full = _np(layer(x, use_causal_mask=True))
-    cache = np.zeros((2, 2, 5, 2, 4), "float32")
+    cache = np.zeros((2, 2, 2, 5, 4), "float32")  # (batch, k/v, heads, max_len, size)
     outs = []
     for t in range(5):
         o, cache = layer(x[:, t:t + 1], use_causal_mask=True, cache=cache, cache_index=t)
