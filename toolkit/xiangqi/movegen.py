@@ -1,0 +1,219 @@
+"""Piece geometry on a 10x9 grid, independent of pyffish.
+
+pyffish is the authority on legality (:mod:`toolkit.xiangqi.rules`); this
+module only knows how each piece moves, which the notation code needs to name
+moves and to explain *why* a move is illegal ("leaves general in check"
+versus "cannot move there"). The tests check that :func:`legal_moves` here
+equals pyffish's legal moves on many positions.
+
+Grid convention (shared with :meth:`Position.board`): ``grid[rank][file]``,
+rank 0 = red's back rank, file 0 = ``a`` (red's left); FEN letters, upper case
+red, lower case black (``K A B N R C P`` = general, advisor, elephant, horse,
+chariot, cannon, soldier); ``'.'`` = empty.
+
+>>> g = grid_from_fen("3k5/9/9/9/9/9/9/9/9/3RK4 b - - 0 1")
+>>> g[0][3], g[9][3]
+('R', 'k')
+>>> in_check(g, "black"), legal_moves(g, "black")
+(True, [])
+"""
+
+EMPTY = "."
+RED, BLACK = "red", "black"
+
+_ALIASES = {"h": "n", "e": "b", "H": "N", "E": "B"}
+
+
+def other(side):
+    return BLACK if side == RED else RED
+
+
+def side_of(piece):
+    """'red', 'black' or None for an empty square."""
+    if piece == EMPTY or not piece:
+        return None
+    return RED if piece.isupper() else BLACK
+
+
+def grid_from_fen(fen):
+    """10x9 grid ``[rank][file]`` (rank 0 = red's back rank) from a FEN."""
+    rows = fen.split()[0].split("/")
+    if len(rows) != 10:
+        raise ValueError(f"a xiangqi FEN has 10 ranks, got {len(rows)}: {fen!r}")
+    grid = []
+    for row in reversed(rows):  # FEN lists rank 9 (black's back rank) first
+        cells = []
+        num = ""
+        for ch in row:
+            if ch.isdigit():
+                num += ch
+                continue
+            if num:
+                cells.extend(EMPTY * int(num))
+                num = ""
+            cells.append(_ALIASES.get(ch, ch))
+        if num:
+            cells.extend(EMPTY * int(num))
+        if len(cells) != 9:
+            raise ValueError(f"a xiangqi FEN rank has 9 files: {row!r} in {fen!r}")
+        grid.append(cells)
+    return grid
+
+
+_RED_ADVISOR = {(3, 0), (5, 0), (4, 1), (3, 2), (5, 2)}
+_RED_ELEPHANT = {(2, 0), (6, 0), (0, 2), (4, 2), (8, 2), (2, 4), (6, 4)}
+
+
+def misplaced(grid):
+    """A description of the first piece standing where it never can (a general
+    or advisor outside its palace, an elephant off its seven points or across
+    the river, a soldier behind its starting points), else None."""
+    for r in range(10):
+        for f in range(9):
+            p = grid[r][f]
+            if p == EMPTY:
+                continue
+            side, kind = side_of(p), p.lower()
+            rr = r if side == RED else 9 - r  # rank from the piece owner's side
+            ok = True
+            if kind == "k":
+                ok = _in_palace(side, f, r)
+            elif kind == "a":
+                ok = (f, rr) in _RED_ADVISOR
+            elif kind == "b":
+                ok = (f, rr) in _RED_ELEPHANT
+            elif kind == "p":
+                ok = rr >= 5 or (rr >= 3 and f % 2 == 0)
+            elif kind not in "nrc":
+                ok = False
+            if not ok:
+                return f"{side} {kind!r} cannot stand on {'abcdefghi'[f]}{r}"
+    return None
+
+
+def _on_board(f, r):
+    return 0 <= f < 9 and 0 <= r < 10
+
+
+def _in_palace(side, f, r):
+    return 3 <= f <= 5 and ((0 <= r <= 2) if side == RED else (7 <= r <= 9))
+
+
+def _own_half(side, r):
+    return r <= 4 if side == RED else r >= 5
+
+
+def _targets(grid, f, r):
+    """Squares the piece on (f, r) may move to, ignoring checks."""
+    piece = grid[r][f]
+    side = side_of(piece)
+    kind = piece.lower()
+    out = []
+
+    def free_or_enemy(tf, tr):
+        return _on_board(tf, tr) and side_of(grid[tr][tf]) != side
+
+    if kind == "k":
+        for df, dr in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            tf, tr = f + df, r + dr
+            if _in_palace(side, tf, tr) and free_or_enemy(tf, tr):
+                out.append((tf, tr))
+    elif kind == "a":
+        for df in (1, -1):
+            for dr in (1, -1):
+                tf, tr = f + df, r + dr
+                if _in_palace(side, tf, tr) and free_or_enemy(tf, tr):
+                    out.append((tf, tr))
+    elif kind == "b":
+        for df in (2, -2):
+            for dr in (2, -2):
+                tf, tr = f + df, r + dr
+                if (_on_board(tf, tr) and _own_half(side, tr) and grid[r + dr // 2][f + df // 2] == EMPTY
+                        and free_or_enemy(tf, tr)):
+                    out.append((tf, tr))
+    elif kind == "n":
+        for df, dr in ((1, 2), (-1, 2), (1, -2), (-1, -2), (2, 1), (2, -1), (-2, 1), (-2, -1)):
+            tf, tr = f + df, r + dr
+            leg = (f, r + dr // 2) if abs(dr) == 2 else (f + df // 2, r)
+            if _on_board(tf, tr) and grid[leg[1]][leg[0]] == EMPTY and free_or_enemy(tf, tr):
+                out.append((tf, tr))
+    elif kind in "rc":
+        for df, dr in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            tf, tr = f + df, r + dr
+            screen = False
+            while _on_board(tf, tr):
+                occupant = grid[tr][tf]
+                if kind == "r":
+                    if occupant == EMPTY:
+                        out.append((tf, tr))
+                    else:
+                        if side_of(occupant) != side:
+                            out.append((tf, tr))
+                        break
+                else:
+                    if not screen:
+                        if occupant == EMPTY:
+                            out.append((tf, tr))
+                        else:
+                            screen = True
+                    elif occupant != EMPTY:
+                        if side_of(occupant) != side:
+                            out.append((tf, tr))
+                        break
+                tf, tr = tf + df, tr + dr
+    elif kind == "p":
+        fwd = 1 if side == RED else -1
+        steps = [(0, fwd)]
+        if not _own_half(side, r):
+            steps += [(1, 0), (-1, 0)]
+        for df, dr in steps:
+            tf, tr = f + df, r + dr
+            if free_or_enemy(tf, tr):
+                out.append((tf, tr))
+    return out
+
+
+def pseudo_legal_moves(grid, side):
+    """[((from_file, from_rank), (to_file, to_rank)), ...] for ``side``, checks ignored."""
+    moves = []
+    for r in range(10):
+        for f in range(9):
+            if side_of(grid[r][f]) == side:
+                moves.extend(((f, r), t) for t in _targets(grid, f, r))
+    return moves
+
+
+def find_general(grid, side):
+    want = "K" if side == RED else "k"
+    for r in range(10):
+        for f in range(9):
+            if grid[r][f] == want:
+                return f, r
+    return None
+
+
+def in_check(grid, side):
+    """True if ``side``'s general is attacked, or faces the other general on an open file."""
+    g = find_general(grid, side)
+    if g is None:
+        return True
+    e = find_general(grid, other(side))
+    if e is not None and e[0] == g[0]:
+        lo, hi = sorted((e[1], g[1]))
+        if all(grid[r][g[0]] == EMPTY for r in range(lo + 1, hi)):
+            return True
+    return any(t == g for _, t in pseudo_legal_moves(grid, other(side)))
+
+
+def apply(grid, move):
+    """A new grid with ``move`` ((from), (to)) played."""
+    (f0, r0), (f1, r1) = move
+    new = [row[:] for row in grid]
+    new[r1][f1] = new[r0][f0]
+    new[r0][f0] = EMPTY
+    return new
+
+
+def legal_moves(grid, side):
+    """Pseudo-legal moves that do not leave ``side``'s general attacked or facing."""
+    return [m for m in pseudo_legal_moves(grid, side) if not in_check(apply(grid, m), side)]
