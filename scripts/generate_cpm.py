@@ -131,32 +131,6 @@ def collect_prompts(args):
 
 
 # ------------------------------------------------------------------ tokenizer
-class GenerationTokenizer(T.CpmTokenizer):
-    """CpmTokenizer that also accepts a sentencepiece model without <cls>.
-
-    CPM-LM's own chinese_vocab.model has no <cls> (its first pieces are <unk>
-    <s> </s> U+2583 <sep> <pad> <mask> <eod>), and CpmTokenizer refuses a model
-    without the two pieces XLNet's ``encode(..., add_special_tokens=True)``
-    appends. Generation never appends them."""
-
-    def __init__(self, sp_model_path):  # CpmTokenizer.__init__ without the <sep>/<cls> requirement
-        self.sp_model = T._load_sentencepiece(sp_model_path)
-        self._vocab_source = repr(os.fspath(sp_model_path))
-        self.special_token_ids = {}
-        for token in self.special_tokens:
-            token_id = self.sp_model.piece_to_id(token)
-            if self.sp_model.id_to_piece(token_id) == token:
-                self.special_token_ids[token] = token_id
-        self._token_unk_id = self.sp_model.unk_id()
-        self._token_pad_id = self.special_token_ids.get("<pad>")
-        self._special_split = T._special_splitter(self.special_token_ids)
-
-    def encode(self, text, add_special_tokens=False):
-        if add_special_tokens and not {"<sep>", "<cls>"} <= set(self.special_token_ids):
-            raise ValueError(f"sentencepiece model {self._vocab_source} lacks <sep>/<cls> to append")
-        return super().encode(text, add_special_tokens)
-
-
 def train_vocab(path, max_chars=RANDOM_VOCAB_CHARS, vocab_size=RANDOM_VOCAB_SIZE):
     """Train a unigram sentencepiece model with CPM-LM's piece layout (<unk> <s>
     </s> U+2583 <sep> <pad> <mask> <eod> U+2582 ...) on People's Daily text
@@ -212,18 +186,12 @@ class Stops:
                 self.ids.add(tokenizer.special_token_ids[end])
             else:
                 self.texts.append(end)
-        # generate() stops a row by itself on one id: the one piece the first stop text is written as
-        # (newline -> U+2583), else the first special token.
-        self.end_id = None
+        # A stop text that is a single piece (newline -> U+2583) stops its row inside generate() too.
         for text in self.texts:
             piece = text.replace(" ", "\u2582").replace("\n", "\u2583")
             token_id = tokenizer.token_to_id(piece)
             if token_id != tokenizer._token_unk_id and tokenizer.id_to_token(token_id) == piece:
                 self.ids.add(token_id)
-                self.end_id = token_id
-                break
-        if self.end_id is None and self.ids:
-            self.end_id = min(self.ids)
 
     def cut(self, text):
         """``(text before the first stop text, found)``."""
@@ -410,9 +378,9 @@ def main(argv=None, out=None):
         with tempfile.TemporaryDirectory() as tmp:
             log(f"training a {RANDOM_VOCAB_SIZE}-piece sentencepiece model on {RANDOM_VOCAB_CHARS:,} characters "
                 "of People's Daily ...")
-            tokenizer = GenerationTokenizer(train_vocab(os.path.join(tmp, "chinese_vocab.model")))
+            tokenizer = T.CpmTokenizer(train_vocab(os.path.join(tmp, "chinese_vocab.model")))
     else:
-        tokenizer = GenerationTokenizer(vocab_path)
+        tokenizer = T.CpmTokenizer(vocab_path)
     stops = Stops(tokenizer, args.end)
 
     config = model_config(args, config_path, tokenizer.vocab_size)
@@ -463,7 +431,7 @@ def main(argv=None, out=None):
                 raise _Stop
 
         kwargs = dict(strategy=args.strategy, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
-                      num_beams=args.num_beams, end_id=stops.end_id, seed=args.seed)
+                      num_beams=args.num_beams, end_id=sorted(stops.ids) or None, seed=args.seed)
         try:
             ids = generate(lm, [encoded[i] for i in batch], args.max_new_tokens, callback=callback, **kwargs)
             if args.strategy == "beam":  # beam search has no per-step callback: print the results now

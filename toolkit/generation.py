@@ -88,7 +88,8 @@ def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, to
         token_ids: one prompt (list of ids), a list of prompts, or a 2-D array
             right-padded with 0.
         strategy: ``'greedy'``, ``'sample'`` or ``'beam'`` (``num_beams``).
-        end_id: a row stops after producing it (it is the last id returned).
+        end_id: an id, or a collection of ids: a row stops after producing
+            one (it is the last id returned).
         seed: makes sampling reproducible.
         callback: ``callback(step, token_ids, finished)`` after each step
             (streaming); ``token_ids`` holds one id per row.
@@ -102,9 +103,10 @@ def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, to
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     prompts = _prompts(token_ids)
+    ends = _end_ids(end_id)
     decoder = _decoder(model)
     if strategy == "beam":
-        return [_beam_search(decoder, p, max_new_tokens, num_beams, end_id, temperature) for p in prompts]
+        return [_beam_search(decoder, p, max_new_tokens, num_beams, ends, temperature) for p in prompts]
     rng = np.random.default_rng(seed)
     logits, state = decoder.prefill(prompts, max_new_tokens)
     out = [[] for _ in prompts]
@@ -118,19 +120,27 @@ def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, to
         for r, t in enumerate(nxt):
             if not done[r]:
                 out[r].append(int(t))
-                done[r] = end_id is not None and t == end_id
+                done[r] = int(t) in ends
         if callback is not None:
             callback(step, nxt, done.copy())
         if done.all() or step == max_new_tokens - 1:
             break
-        nxt = np.where(done, end_id if end_id is not None else 0, nxt)
+        nxt = np.where(done, min(ends) if ends else 0, nxt)
         logits, state = decoder.step(nxt, state)
     return out
 
 
-def _beam_search(decoder, prompt, max_new_tokens, num_beams, end_id, temperature=1.0):
+def _end_ids(end_id):
+    if end_id is None:
+        return frozenset()
+    if np.ndim(end_id) == 0:
+        return frozenset([int(end_id)])
+    return frozenset(int(e) for e in end_id)
+
+
+def _beam_search(decoder, prompt, max_new_tokens, num_beams, ends, temperature=1.0):
     """Beam search for one prompt (sum of log-probabilities, no length penalty).
-    A hypothesis that emits ``end_id`` is finished; the search stops when the
+    A hypothesis that emits an id of ``ends`` is finished; the search stops when the
     best finished score beats every live beam (scores only decrease)."""
     logits, state = decoder.prefill([prompt], max_new_tokens)
     state = decoder.reorder(state, [0] * num_beams)
@@ -145,7 +155,7 @@ def _beam_search(decoder, prompt, max_new_tokens, num_beams, end_id, temperature
         for idx in flat:
             b, t = divmod(int(idx), total.shape[1])
             seq = beams[b] + [t]
-            if end_id is not None and t == end_id:
+            if t in ends:
                 finished.append((total[b, t], seq))
             elif len(alive) < num_beams:
                 alive.append(seq)

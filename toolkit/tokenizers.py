@@ -649,12 +649,6 @@ class CpmTokenizer:
             token_id = self.sp_model.piece_to_id(token)
             if self.sp_model.id_to_piece(token_id) == token:
                 self.special_token_ids[token] = token_id
-        missing = [token for token in ("<sep>", "<cls>") if token not in self.special_token_ids]
-        if missing:
-            raise ValueError(
-                f"sentencepiece model {self._vocab_source} lacks the pieces "
-                f"{', '.join(map(repr, missing))} that CpmTokenizer appends"
-            )
         self._token_unk_id = self.sp_model.unk_id()
         self._token_pad_id = self.special_token_ids.get("<pad>")
         self._special_split = _special_splitter(self.special_token_ids)
@@ -685,6 +679,11 @@ class CpmTokenizer:
         """Token ids of ``text``; ``add_special_tokens`` appends ``<sep> <cls>``."""
         ids = [self.token_to_id(piece) for piece in self.tokenize(text)]
         if add_special_tokens:
+            # CPM-LM's own chinese_vocab.model has no <cls>: only this call needs it.
+            missing = [token for token in ("<sep>", "<cls>") if token not in self.special_token_ids]
+            if missing:
+                raise ValueError(f"sentencepiece model {self._vocab_source} lacks the pieces "
+                                 f"{', '.join(map(repr, missing))} that add_special_tokens=True appends")
             ids += [self.special_token_ids["<sep>"], self.special_token_ids["<cls>"]]
         return ids
 
