@@ -12,8 +12,9 @@ from layers.multi_head_attention import MultiHeadAttention
 KERNELS = ("softmax", "relu")
 FEATURE_TYPES = ("orthogonal", "iid")
 _DEFAULT_EPSILON = {"softmax": 1e-6, "relu": 1e-3}
-# Causal key stabiliser floor: key exponents are kept <= _CAUSAL_HEADROOM (see PerformerAttention).
-_CAUSAL_HEADROOM = 60.0
+# Causal keys: exponents (relative to the first key's stabiliser) are clipped at this value,
+# so features stay <= e^60 ~ 1e26 and sums over millions of keys stay finite in float32.
+_CAUSAL_CLIP = 60.0
 _NEG = -1e30
 
 
@@ -22,8 +23,10 @@ def numpy_projection_matrix(nb_features, dim, feature_type="orthogonal", seed=No
     """Random projection ``W`` of shape ``(nb_features, dim)`` drawn with NumPy.
 
     ``'iid'``: i.i.d. ``N(0, 1)`` entries. ``'orthogonal'``: ``ceil(m / d)`` blocks,
-    each the (transposed) Q factor of a Gaussian ``d x d`` matrix, stacked and cut
-    to ``m`` rows; row ``r`` is then rescaled by the norm of an independent
+    each the (transposed) Q factor of a Gaussian ``d x d`` matrix, with column signs
+    fixed by ``sign(diag(R))`` so that it is Haar-distributed (without the fix,
+    Householder QR makes e.g. ``Q[0, 0] <= 0`` always and the kernel estimate
+    biased once ``m >> d``), stacked and cut to ``m`` rows; row ``r`` is then rescaled by the norm of an independent
     Gaussian ``d``-vector (chi-distributed, so each row has the norm distribution
     of a Gaussian row) - Choromanski et al. 2020, section 2.4.
     """
@@ -32,7 +35,9 @@ def numpy_projection_matrix(nb_features, dim, feature_type="orthogonal", seed=No
     if feature_type == "iid":
         return rng.standard_normal((m, d))
     blocks = -(-m // d)
-    q, _ = np.linalg.qr(rng.standard_normal((blocks, d, d)))
+    q, r = np.linalg.qr(rng.standard_normal((blocks, d, d)))
+    # sign fix (Mezzadri 2007): Householder QR alone is not Haar-distributed and biases the estimator
+    q = q * np.where(np.diagonal(r, axis1=1, axis2=2) < 0, -1.0, 1.0)[:, None, :]
     rows = np.transpose(q, (0, 2, 1)).reshape(blocks * d, d)[:m]
     norms = np.linalg.norm(rng.standard_normal((m, d)), axis=1)
     return norms[:, None] * rows
@@ -46,7 +51,8 @@ def projection_matrix(nb_features, dim, feature_type="orthogonal", seed=None):
     if feature_type == "iid":
         return keras.random.normal((m, d), seed=seed, dtype="float32")
     blocks = -(-m // d)
-    q, _ = ops.qr(keras.random.normal((blocks, d, d), seed=seed, dtype="float32"))
+    q, r = ops.qr(keras.random.normal((blocks, d, d), seed=seed, dtype="float32"))
+    q = q * ops.where(ops.diagonal(r, axis1=1, axis2=2) < 0, -1.0, 1.0)[:, None, :]
     rows = ops.reshape(ops.transpose(q, (0, 2, 1)), (blocks * d, d))[:m]
     norms = ops.sqrt(ops.sum(ops.square(keras.random.normal((m, d), seed=seed, dtype="float32")), axis=1))
     return norms[:, None] * rows
@@ -55,8 +61,8 @@ def projection_matrix(nb_features, dim, feature_type="orthogonal", seed=None):
 # --------------------------------------------------------------------------- feature maps
 def softmax_kernel_features(x, projection, is_query, scale=None, epsilon=1e-6, key_mask=None,
                             key_stabilizer="global"):
-    """FAVOR+ positive random features of the softmax kernel (Choromanski et al. 2020, eq. 7
-    with ``h(x) = exp(-|x|^2 / 2)``):
+    """FAVOR+ positive random features of the softmax kernel (Choromanski et al. 2020,
+    Lemma 1: ``exp(x . y) = E_w[exp(w . x - |x|^2 / 2) exp(w . y - |y|^2 / 2)]``):
 
         phi(x)_r = (exp(w_r . x^ - |x^|^2 / 2 - c) + epsilon) / sqrt(m),   x^ = scale * x
 
@@ -67,10 +73,10 @@ def softmax_kernel_features(x, projection, is_query, scale=None, epsilon=1e-6, k
     * queries: ``max_r w_r . x^`` per token;
     * keys, ``key_stabilizer='global'``: ``max_{j, r} w_r . x^_j`` per batch and head
       over the unmasked keys (google-research ``fast_attention.py``);
-    * keys, ``key_stabilizer='causal'``: ``max(max_r w_r . x^_f, max_r |w_r|^2 / 2 - 60)``
-      with ``f`` the first unmasked key, which every causal query sees. It never
-      looks at future keys, and since ``w . x^ - |x^|^2 / 2 <= |w|^2 / 2``
-      the exponents stay ``<= 60`` (no overflow), whatever the later keys.
+    * keys, ``key_stabilizer='causal'``: ``c = max_r w_r . x^_f`` with ``f`` the first
+      unmasked key, which every causal query sees, so it never looks at future keys;
+      exponents are clipped at ``60`` (a later key would need features ``e^60``
+      times key ``f``'s for the clip to act), so no overflow whatever the later keys.
 
     Args:
       x: ``(batch, len, heads, d)``; projection: ``(m, d)``; key_mask: ``(batch, len)``.
@@ -101,11 +107,11 @@ def softmax_kernel_features(x, projection, is_query, scale=None, epsilon=1e-6, k
             idx = ops.argmax(ops.cast(key_mask, "int32"), axis=1)
             first = ops.take_along_axis(dash, ops.reshape(idx, (-1, 1, 1, 1)), axis=1)
         stab = ops.max(first, axis=-1, keepdims=True)
-        bound = 0.5 * ops.max(ops.sum(ops.square(projection), axis=-1)) - _CAUSAL_HEADROOM
-        stab = ops.maximum(stab, bound)
     else:
         raise ValueError(f"key_stabilizer must be 'global' or 'causal', got {key_stabilizer!r}")
     expo = dash - diag - ops.stop_gradient(stab)
+    if key_stabilizer == "causal":
+        expo = ops.minimum(expo, _CAUSAL_CLIP)
     if mask is not None:
         expo = ops.where(mask, expo, _NEG)
     feats = (ops.exp(expo) + epsilon) / math.sqrt(m)
@@ -135,7 +141,7 @@ class PerformerAttention(MultiHeadAttention):
     arXiv:2009.14794). Same weights, same call signature (padding masks, causal,
     key/value cache); only :meth:`attend` differs:
 
-        phi(x) = exp(W x^ - |x^|^2 / 2 - c) / sqrt(m) + eps,   x^ = x / d^(1/4)
+        phi(x) = (exp(W x^ - |x^|^2 / 2 - c) + eps) / sqrt(m),   x^ = x / d^(1/4)
         bidirectional:  out = D^-1 (Q' (K'^T V)),   D = diag(Q' (K'^T 1))
         causal:         the same with A = tril(Q' K'^T), chunked prefix sums
 
@@ -150,14 +156,19 @@ class PerformerAttention(MultiHeadAttention):
     Stabilisers (cancel exactly in the attention ratio, up to ``eps``):
     queries use the per-token ``max_r w_r . x^``; bidirectional keys use the max over
     unmasked positions and features (google-research ``fast_attention.py``). That
-    key max would leak future keys into causal outputs (and a per-key stabiliser
-    would break the ratio), so for ``use_causal_mask=True`` and for cached
-    decoding the key stabiliser is one constant per batch and head computed only
-    from keys every query sees: ``max(max_r w_r . x^_f, max_r |w_r|^2 / 2 - 60)``,
-    ``f`` the first unmasked key. The second term is a data-independent bound
-    (``w . x^ - |x^|^2 / 2 <= |w|^2 / 2``) that keeps every key exponent
-    ``<= 60``: no overflow whatever the later keys, and outputs at position ``i``
-    depend on keys ``<= i`` only, so cached decoding reproduces the full causal pass.
+    key max would leak future keys into causal outputs (a huge future key rescales,
+    through ``eps`` and underflow, what earlier queries see) and a per-key
+    stabiliser would break the ratio, so for ``use_causal_mask=True`` and for
+    cached decoding the key stabiliser is one constant per batch and head computed
+    only from a key every query sees: ``c = max_r w_r . x^_f``, ``f`` the first
+    unmasked key (the reference's formula restricted to that key). Key exponents
+    are then clipped at ``+60``: a no-op unless a later key's feature exceeds key
+    ``f``'s largest by ``e^60``, and it bounds every feature by ``e^60`` so that
+    float32 sums cannot overflow. Outputs at position ``i`` depend on keys
+    ``<= i`` only, and cached decoding reproduces the full causal pass. (A
+    data-independent floor such as ``max_r |w_r|^2 / 2 - 60``, which bounds
+    ``w . x^ - |x^|^2 / 2``, was rejected: for ``d >= ~100`` it pushes typical
+    features below ``eps``.)
 
     Random features: ``feature_type='orthogonal'`` (block-orthogonal rows with
     chi-distributed norms) or ``'iid'``. ``W`` is a non-trainable weight (saved
@@ -199,7 +210,8 @@ class PerformerAttention(MultiHeadAttention):
         if kernel not in KERNELS:
             raise ValueError(f"{type(self).__name__}: kernel must be one of {KERNELS}, got {kernel!r}")
         if feature_type not in FEATURE_TYPES:
-            raise ValueError(f"{type(self).__name__}: feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
+            raise ValueError(f"{type(self).__name__}: feature_type must be one of {FEATURE_TYPES}, "
+                             f"got {feature_type!r}")
         if redraw != "never" and (isinstance(redraw, bool) or not isinstance(redraw, (int, np.integer)) or redraw < 1):
             raise ValueError(f"{type(self).__name__}: redraw must be 'never' or an integer >= 1, got {redraw!r}")
         if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or int(chunk_size) < 1:
@@ -245,21 +257,21 @@ class PerformerAttention(MultiHeadAttention):
         if self.redraw == "never":
             return
         new = projection_matrix(self.nb_features, self.key_size, self.feature_type, self.seed_generator)
-        self.projection.assign(ops.where(step % self.redraw == 0, new, self.projection))
+        self.projection.assign(ops.where(step % self.redraw == 0, new, ops.convert_to_tensor(self.projection)))
 
     def feature_map(self, x, is_query, key_mask=None, causal=False):
         """Features ``phi(x)`` of split heads ``x`` ``(batch, len, heads, key_size)`` with the
         current projection; keys use the causal stabiliser when ``causal``."""
         if self.kernel == "relu":
-            return relu_kernel_features(x, self.projection, self.feature_epsilon, key_mask=None if is_query else key_mask)
+            return relu_kernel_features(x, self.projection, self.feature_epsilon,
+                                        key_mask=None if is_query else key_mask)
         scale = self.key_size ** -0.25 if self.attention_scale else 1.0
         if is_query:
             return softmax_kernel_features(x, self.projection, True, scale, self.feature_epsilon)
         return softmax_kernel_features(x, self.projection, False, scale, self.feature_epsilon, key_mask=key_mask,
                                        key_stabilizer="causal" if causal else "global")
 
-    def attend(self, q, k, v, key_mask=None, full_mask=None, causal=False, attention_bias=None,
-               query_offset=None, training=None):
+    def _check_linearisable(self, full_mask, attention_bias):
         if full_mask is not None:
             raise ValueError(f"{self.name}: PerformerAttention cannot linearise a full (batch, query_len, key_len) "
                              "attention_mask (e.g. UniLM); pass a (batch, key_len) padding mask and/or "
@@ -267,12 +279,23 @@ class PerformerAttention(MultiHeadAttention):
         if attention_bias is not None:
             raise ValueError(f"{self.name}: PerformerAttention cannot linearise an additive attention_bias; "
                              "use MultiHeadAttention")
+
+    def compute_output_spec(self, query, value=None, key=None, attention_mask=None, attention_bias=None, **kwargs):
+        # fail when a functional model is built, not only when it first runs
+        full = attention_mask if attention_mask is not None and len(attention_mask.shape) == 3 else None
+        self._check_linearisable(full, attention_bias)
+        return super().compute_output_spec(query, value, key, attention_mask=attention_mask,
+                                           attention_bias=attention_bias, **kwargs)
+
+    def attend(self, q, k, v, key_mask=None, full_mask=None, causal=False, attention_bias=None,
+               query_offset=None, training=None):
+        self._check_linearisable(full_mask, attention_bias)
         self._maybe_redraw(training)
         decoding = query_offset is not None
         qf = self.feature_map(q, True)
         kf = self.feature_map(k, False, key_mask=key_mask, causal=causal or decoding)
         if decoding or (causal and q.shape[1] is not None and k.shape[1] is not None and q.shape[1] != k.shape[1]):
-            mask = self.combined_mask(q, k, key_mask, None, causal, query_offset)
+            mask = self.combined_mask(ops.shape(q)[1], ops.shape(k)[1], key_mask, None, causal, query_offset)
             out = quadratic_kernel_attention(qf, kf, v, mask)
         else:
             out = linear_attention(qf, kf, v, key_mask=key_mask, causal=causal, chunk_size=self.chunk_size)

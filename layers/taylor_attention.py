@@ -31,7 +31,8 @@ def taylor_features(x, scale=None):
     scale = d ** -0.25 if scale is None else scale
     x = x * scale
     i, j = np.triu_indices(d)
-    weight = np.where(i == j, 1.0 / math.sqrt(2.0), 1.0).astype("float32")
+    weight = ops.convert_to_tensor(np.where(i == j, 1.0 / math.sqrt(2.0), 1.0), dtype="float32")
+    i, j = ops.convert_to_tensor(i, dtype="int32"), ops.convert_to_tensor(j, dtype="int32")
     second = ops.take(x, i, axis=-1) * ops.take(x, j, axis=-1) * weight
     return ops.concatenate([ops.ones_like(x[..., :1]), x, second], axis=-1)
 
@@ -95,9 +96,11 @@ class TaylorAttention(MultiHeadAttention):
 
     def resolve_mode(self, q_len, k_len, full_mask=False, decoding=False):
         """The mode actually used for static lengths ``q_len``, ``k_len`` (None = unknown)."""
+        if decoding:
+            return "quadratic"
         if self.mode != "auto":
             return self.mode
-        if full_mask or decoding:
+        if full_mask:
             return "quadratic"
         if q_len is None or k_len is None:
             return "linear"
@@ -117,20 +120,30 @@ class TaylorAttention(MultiHeadAttention):
         ok = den > 0
         return ops.where(ok, w / ops.where(ok, den, ops.ones_like(den)), ops.zeros_like(w))
 
-    def attend(self, q, k, v, key_mask=None, full_mask=None, causal=False, attention_bias=None,
-               query_offset=None, training=None):
+    def _check_inputs(self, full_mask, attention_bias):
         if attention_bias is not None:
             raise ValueError(f"{self.name}: TaylorAttention does not support attention_bias; use MultiHeadAttention")
+        if self.mode == "linear" and full_mask is not None:
+            raise ValueError(f"{self.name}: mode='linear' cannot use a full (batch, query_len, key_len) "
+                             "attention_mask; use mode='quadratic' or 'auto', or a (batch, key_len) padding mask")
+
+    def compute_output_spec(self, query, value=None, key=None, attention_mask=None, attention_bias=None, **kwargs):
+        # fail when a functional model is built, not only when it first runs
+        full = attention_mask if attention_mask is not None and len(attention_mask.shape) == 3 else None
+        self._check_inputs(full, attention_bias)
+        return super().compute_output_spec(query, value, key, attention_mask=attention_mask,
+                                           attention_bias=attention_bias, **kwargs)
+
+    def attend(self, q, k, v, key_mask=None, full_mask=None, causal=False, attention_bias=None,
+               query_offset=None, training=None):
+        self._check_inputs(full_mask, attention_bias)
         decoding = query_offset is not None
         mode = self.resolve_mode(q.shape[1], k.shape[1], full_mask is not None, decoding)
-        if mode == "linear" and full_mask is not None:
-            raise ValueError(f"{self.name}: mode='linear' cannot use a full (batch, query_len, key_len) "
-                             "attention_mask; use mode='quadratic' or a (batch, key_len) padding mask")
         if mode == "linear" and causal and q.shape[1] is not None and k.shape[1] is not None \
                 and q.shape[1] != k.shape[1]:
             mode = "quadratic"
         if mode == "quadratic":
-            mask = self.combined_mask(q, k, key_mask, full_mask, causal, query_offset)
+            mask = self.combined_mask(ops.shape(q)[1], ops.shape(k)[1], key_mask, full_mask, causal, query_offset)
             probs = self.attention_weights(q, k, mask)
             probs = self.dropout(ops.cast(probs, v.dtype), training=training)
             return ops.einsum("bhqk,bkhd->bqhd", probs, v)
