@@ -11,7 +11,7 @@ class PaddingMask(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> PaddingMask()(np.array([[5, 6, 0]])).tolist()
+    >>> keras.ops.convert_to_numpy(PaddingMask()(np.array([[5, 6, 0]]))).tolist()
     [[True, True, False]]
     """
 
@@ -42,7 +42,7 @@ class UniLMMask(keras.layers.Layer):
 
     >>> import numpy as np
     >>> m = UniLMMask()([np.array([[3, 4, 5, 0]]), np.array([[0, 1, 1, 0]])])
-    >>> m.shape
+    >>> tuple(m.shape)
     (1, 4, 4)
     """
 

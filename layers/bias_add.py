@@ -10,7 +10,7 @@ class BiasAdd(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> BiasAdd()(np.ones((2, 3), "float32")).shape
+    >>> tuple(BiasAdd()(np.ones((2, 3), "float32")).shape)
     (2, 3)
     """
 

@@ -43,7 +43,7 @@ class MultiHeadAttention(keras.layers.Layer):
     >>> import numpy as np
     >>> mha = MultiHeadAttention(num_heads=2, head_size=4)
     >>> x = np.random.rand(1, 6, 8).astype("float32")
-    >>> mha(x, attention_mask=np.array([[1, 1, 1, 1, 0, 0]])).shape
+    >>> tuple(mha(x, attention_mask=np.array([[1, 1, 1, 1, 0, 0]])).shape)
     (1, 6, 8)
     """
 

@@ -11,7 +11,7 @@ class Pooler(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> Pooler(8)(np.ones((2, 5, 8), "float32")).shape
+    >>> tuple(Pooler(8)(np.ones((2, 5, 8), "float32")).shape)
     (2, 8)
     """
 

@@ -43,7 +43,7 @@ class PositionEmbedding(keras.layers.Layer):
 
     >>> import numpy as np
     >>> layer = PositionEmbedding(16, 4, hierarchical=True)
-    >>> layer(np.zeros((2, 100, 4), "float32")).shape  # 100 > 16 positions
+    >>> tuple(layer(np.zeros((2, 100, 4), "float32")).shape)  # 100 > 16 positions
     (2, 100, 4)
     """
 

@@ -19,7 +19,7 @@ class TokenEmbedding(keras.layers.Embedding):
     >>> import numpy as np
     >>> emb = TokenEmbedding(100, 8)
     >>> h = emb(np.array([[1, 2, 0]]))
-    >>> emb(h, mode="dense").shape
+    >>> tuple(emb(h, mode="dense").shape)
     (1, 3, 100)
     """
 
