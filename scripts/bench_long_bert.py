@@ -1,0 +1,93 @@
+#!/usr/bin/env python
+"""A whole BERT-base-shaped encoder (12 x 768, 12 heads, random weights) on
+long inputs with hierarchical positions: forward time and peak memory per
+attention kind, each configuration in a fresh subprocess.
+
+    python scripts/bench_long_bert.py                       # performer at 16384, references at 4096
+    python scripts/bench_long_bert.py --configs performer:16384 softmax:4096 --no-write
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import _common
+
+CHILD = r"""
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np, tensorflow as tf
+from models import build_transformer_model
+attention, n, layers, features = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+cfg = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=layers, num_attention_heads=12,
+           intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2)
+kw = {"nb_features": features, "seed": 0} if attention == "performer" else {}
+model = build_transformer_model(cfg, hierarchical_position=True, attention=attention, attention_kwargs=kw)
+ids = np.random.default_rng(0).integers(1, 30000, size=(1, n)).astype("int32")
+seg = np.zeros_like(ids)
+fn = tf.function(lambda a, b: model([a, b], training=False))
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+base = hwm()
+t = time.perf_counter(); out = fn(ids, seg).numpy(); first = time.perf_counter() - t
+times = []
+for _ in range(int(sys.argv[6])):
+    t = time.perf_counter(); out = fn(ids, seg).numpy(); times.append(time.perf_counter() - t)
+assert np.isfinite(out).all()
+print(json.dumps({"first_s": first, "median_s": float(np.median(times)), "peak_mb": hwm(), "model_mb": base}))
+"""
+
+
+def run(attention, n, layers, features, repeats, timeout):
+    cmd = [sys.executable, "-c", CHILD, _common.ROOT, attention, str(n), str(layers), str(features), str(repeats)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f} s"}
+    if proc.returncode:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["killed"]
+        return {"error": ("out of memory" if proc.returncode in (-9, 137) else tail[0][:80])}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=["softmax:4096", "performer:4096", "taylor:4096",
+                                                   "performer:16384"],
+                   help="attention:length pairs")
+    p.add_argument("--layers", type=int, default=12)
+    p.add_argument("--nb-features", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--timeout", type=float, default=900)
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    rows = ["| attention | tokens | forward s (median) | first call s | peak RSS MiB | of which weights + runtime |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for item in args.configs:
+        attention, n = item.split(":")
+        r = run(attention, int(n), args.layers, args.nb_features, args.repeats, args.timeout)
+        print(item, r, flush=True)
+        if "error" in r:
+            rows.append(f"| {attention} | {int(n):,} | {r['error']} | | | |")
+        else:
+            rows.append(f"| {attention} | {int(n):,} | {r['median_s']:.2f} | {r['first_s']:.2f} | {r['peak_mb']:,.0f} "
+                        f"| {r['model_mb']:,.0f} |")
+    cmd = "python scripts/bench_long_bert.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    body = (f"## Long-text BERT-base (`scripts/bench_long_bert.py`)\n\n"
+            f"{args.layers} layers x 768 hidden x 12 heads, random weights, batch 1, hierarchical positions "
+            f"(512 trained positions), Performer m = {args.nb_features}, Taylor in its linear or quadratic form "
+            f"as `mode='auto'` picks. Each row runs in a fresh process; peak RSS is the process high-water mark.\n"
+            f"Machine: {_common.machine_description()}. Date: {_common.today()}. Command: `{cmd.strip()}`.\n\n"
+            + "\n".join(rows) + "\n")
+    print(body)
+    if not args.no_write:
+        _common.write_benchmark_section("bench_long_bert", body)
+
+
+if __name__ == "__main__":
+    main()
