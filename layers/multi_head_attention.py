@@ -142,19 +142,23 @@ class MultiHeadAttention(keras.layers.Layer):
         """Softmax attention of new queries ``(b, lq, h, d)`` over a cache laid
         out ``(b, h, max_len, d)``: plain batched matmuls, no cache transpose."""
         q = ops.transpose(q, (0, 2, 1, 3))
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
+        key_mask, full_mask = self._normalize_mask(attention_mask, q, k)
+        mask = self.combined_mask(ops.shape(q)[2], ops.shape(k)[2], key_mask, full_mask, causal, index)
+        probs = self._probabilities(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), mask, attention_bias, v.dtype,
+                                    training)
+        return ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))
+
+    def _probabilities(self, scores, mask, attention_bias, dtype, training):
+        """softmax(scores / sqrt(d) + bias, masked) in float32, then dropout; scores ``(b, h, q, k)``."""
         if self.attention_scale:
             scores = scores / math.sqrt(self.key_size)
         scores = ops.cast(scores, "float32")
         if attention_bias is not None:
             bias = ops.cast(attention_bias, "float32")
             scores = scores + (bias[:, None] if len(bias.shape) == 3 else bias)
-        key_mask, full_mask = self._normalize_mask(attention_mask, q, k)
-        mask = self.combined_mask(ops.shape(q)[2], ops.shape(k)[2], key_mask, full_mask, causal, index)
         if mask is not None:
             scores = ops.where(mask, scores, NEG_INF)
-        probs = self.dropout(ops.cast(ops.softmax(scores, axis=-1), v.dtype), training=training)
-        return ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))
+        return self.dropout(ops.cast(ops.softmax(scores, axis=-1), dtype), training=training)
 
     def _split_heads(self, x, size):
         shape = ops.shape(x)
@@ -196,18 +200,8 @@ class MultiHeadAttention(keras.layers.Layer):
                query_offset=None, training=None):
         """Softmax attention on split heads: q ``(b, lq, h, dk)``, k ``(b, lk, h, dk)``,
         v ``(b, lk, h, dv)`` -> ``(b, lq, h, dv)``."""
-        scores = ops.einsum("bqhd,bkhd->bhqk", q, k)
-        if self.attention_scale:
-            scores = scores / math.sqrt(self.key_size)
-        scores = ops.cast(scores, "float32")
-        if attention_bias is not None:
-            bias = ops.cast(attention_bias, "float32")
-            scores = scores + (bias[:, None] if len(bias.shape) == 3 else bias)
         mask = self.combined_mask(ops.shape(q)[1], ops.shape(k)[1], key_mask, full_mask, causal, query_offset)
-        if mask is not None:
-            scores = ops.where(mask, scores, NEG_INF)
-        probs = ops.softmax(scores, axis=-1)
-        probs = self.dropout(ops.cast(probs, v.dtype), training=training)
+        probs = self._probabilities(ops.einsum("bqhd,bkhd->bhqk", q, k), mask, attention_bias, v.dtype, training)
         return ops.einsum("bhqk,bkhd->bqhd", probs, v)
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):

@@ -252,24 +252,6 @@ def plot(results, ns, methods, path):
     plt.close(fig)
 
 
-def machine():
-    import platform
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            m = re.search(r"model name\s*:\s*(.+)", f.read())
-            cpu = m.group(1).strip() if m else cpu
-    except OSError:
-        pass
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:
-        nproc = os.cpu_count()
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"nproc {nproc}, {cpu}, {mem:.0f} GiB RAM"
-
-
 def mem_available_mb():
     with open("/proc/meminfo") as f:
         m = re.search(r"MemAvailable:\s+(\d+)\s+kB", f.read())
@@ -358,7 +340,7 @@ def main(argv=None):
         "Memory: peak RSS growth during the measurement (VmHWM over the RSS just before it), each "
         "configuration in a fresh process. Ratios are method / softmax (lower is better).",
         "",
-        f"- machine: {machine()}",
+        f"- machine: {_common.machine_description()}",
         f"- date: {_common.today()}",
         f"- command: `{command}`",
         "",
