@@ -10,7 +10,7 @@ export CUDA_VISIBLE_DEVICES ?= -1
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system-deps demo test test-tf test-jax bench clean
+.PHONY: install system-deps demo demo-long-text play test test-tf test-jax bench clean
 
 $(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,15 @@ system-deps:
 
 install: $(STAMP) system-deps
 
+# The bundled Xiangqi GPT plays two games against fairy-stockfish (depth 1).
 demo: install
+	$(PY) scripts/play_xiangqi.py --opponent engine --engine-depth 1 --games 2 --show-board
+
+demo-long-text: install
 	$(PY) scripts/long_text_bert.py
+
+play: install
+	$(PY) scripts/play_xiangqi.py
 
 test: install test-tf test-jax
 
@@ -39,6 +46,9 @@ test-jax:
 
 bench: install
 	$(PY) scripts/bench_encoder.py
+	$(PY) scripts/bench_generate.py
+	$(PY) scripts/bench_attention.py
+	$(PY) scripts/bench_long_bert.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

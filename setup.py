@@ -5,7 +5,8 @@ setup(
     version="0.1.0",
     description="bert4keras-style transformer toolkit for Keras 3: BERT/GPT-2 builder, "
     "real checkpoint loading, long-text BERT, linear-time attention.",
-    packages=["toolkit", "layers", "models"],
+    packages=["toolkit", "toolkit.xiangqi", "layers", "models"],
+    package_data={"models": ["xiangqi_model/*"]},
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.6",

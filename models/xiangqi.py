@@ -1,0 +1,224 @@
+"""Xiangqi GPT: the ICCS character vocabulary, game <-> ids encoding, the model
+builder and :class:`MoveScorer`, the batched KV-cache scorer the framework-free
+:class:`toolkit.xiangqi.player.Player` plays with.
+
+A game is ``[result] + the 4 characters of each ICCS move + [<end>]`` (``<end>``
+only when the game is over). ``result`` is ``<red>``, ``<black>``, ``<draw>`` or
+``<any>`` (unknown / unconditioned): trained with the real result (replaced by
+``<any>`` with some probability), the model can be asked for a given side's
+winning moves at play time.
+
+>>> ids = encode_game(["h2e2", "h9g7"], "red", over=False)
+>>> ids
+[1, 13, 17, 10, 17, 13, 24, 12, 22]
+>>> decode_game(ids)
+('red', ['h2e2', 'h9g7'], False)
+"""
+
+import json
+import os
+import zlib
+
+import numpy as np
+
+PAD, RED_TOKEN, BLACK_TOKEN, DRAW_TOKEN, ANY_TOKEN, END = range(6)
+SPECIALS = ["<pad>", "<red>", "<black>", "<draw>", "<any>", "<end>"]
+CHARS = "abcdefghi0123456789"
+VOCAB = SPECIALS + list(CHARS)
+TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
+CHAR_ID = {c: TOKEN_ID[c] for c in CHARS}
+RESULT_TOKEN = {"red": RED_TOKEN, "black": BLACK_TOKEN, "draw": DRAW_TOKEN, None: ANY_TOKEN, "any": ANY_TOKEN}
+TOKEN_RESULT = {RED_TOKEN: "red", BLACK_TOKEN: "black", DRAW_TOKEN: "draw", ANY_TOKEN: None}
+
+DEFAULT_CONFIG = {
+    "vocab_size": len(VOCAB),
+    "hidden_size": 256,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "intermediate_size": 768,
+    "max_position_embeddings": 512,
+    "hidden_act": "gelu_new",
+    "hidden_dropout_prob": 0.0,
+    "attention_probs_dropout_prob": 0.0,
+}
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xiangqi_model")
+
+
+# ----------------------------------------------------------------- encoding
+def move_ids(move):
+    """The 4 token ids of an ICCS move (``'h2e2'``)."""
+    if len(move) != 4:
+        raise ValueError(f"not a 4-character ICCS move: {move!r}")
+    return [CHAR_ID[c] for c in move.lower()]
+
+
+def encode_game(moves, result=None, over=True):
+    """``[result token] + chars of each move + [<end>]`` (``<end>`` if ``over``).
+    ``result``: 'red' | 'black' | 'draw' | None/'any' (unknown)."""
+    ids = [RESULT_TOKEN[result]]
+    for m in moves:
+        ids.extend(move_ids(m))
+    if over:
+        ids.append(END)
+    return ids
+
+
+def decode_game(ids):
+    """``(result, moves, over)`` for ids made by :func:`encode_game` (padding ignored)."""
+    ids = [int(i) for i in ids if int(i) != PAD]
+    if not ids or ids[0] not in TOKEN_RESULT:
+        raise ValueError("ids must start with a result token")
+    result, body, over = TOKEN_RESULT[ids[0]], ids[1:], False
+    if body and body[-1] == END:
+        body, over = body[:-1], True
+    if len(body) % 4 or any(i not in range(len(SPECIALS), len(VOCAB)) for i in body):
+        raise ValueError("moves must be whole 4-character ICCS moves")
+    moves = ["".join(VOCAB[i] for i in body[k:k + 4]) for k in range(0, len(body), 4)]
+    return result, moves, over
+
+
+_MIRROR = str.maketrans("abcdefghi", "ihgfedcba")
+
+
+def mirror_moves(moves):
+    """The left-right mirrored game (files a<->i): as legal, same result."""
+    return [m.translate(_MIRROR) for m in moves]
+
+
+def is_validation(game_key, val_fraction):
+    """Deterministic held-out split by a hash of the game's moves (or id)."""
+    return zlib.crc32(str(game_key).encode()) % 10000 < val_fraction * 10000
+
+
+def split_games(games, val_fraction=0.05):
+    """(train, val) lists of GameRecords; the split is the same in every script."""
+    train, val = [], []
+    for g in games:
+        (val if is_validation(" ".join(g.moves), val_fraction) else train).append(g)
+    return train, val
+
+
+# -------------------------------------------------------------------- model
+def build_xiangqi_model(config=None, weights=None):
+    """GPT-2 (logits head) for the ICCS vocabulary, 512 hierarchical positions.
+    ``config``: dict overriding :data:`DEFAULT_CONFIG` or a ``config.json`` path
+    / directory; ``weights``: a ``.weights.h5`` to load. Returns the Keras model
+    (``model.transformer`` is the GPT2 object)."""
+    from models.builder import build_transformer_model
+
+    cfg = dict(DEFAULT_CONFIG)
+    if isinstance(config, (str, os.PathLike)):
+        path = os.fspath(config)
+        if os.path.isdir(path):
+            path = os.path.join(path, "config.json")
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    cfg.update({k: v for k, v in (config or {}).items() if k in DEFAULT_CONFIG})
+    model = build_transformer_model(cfg, model="gpt2", hierarchical_position=True, with_lm="linear")
+    model.xiangqi_config = cfg
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def load_xiangqi_model(directory=None):
+    """The model saved in ``directory`` (config.json + model.weights.h5); default the bundled one."""
+    directory = directory or BUNDLED_DIR
+    return build_xiangqi_model(os.path.join(directory, "config.json"),
+                               os.path.join(directory, "model.weights.h5"))
+
+
+def save_xiangqi_model(model, directory, extra=None):
+    """config.json + model.weights.h5, both written atomically."""
+    from toolkit.checkpoints import save_json
+
+    os.makedirs(directory, exist_ok=True)
+    cfg = dict(model.xiangqi_config, model_type="gpt2", vocab=VOCAB, hierarchical_position=True)
+    cfg.update(extra or {})
+    if getattr(model, "optimizer", None) is not None:  # weights only: no optimizer slots in the file
+        bare = build_xiangqi_model(model.xiangqi_config)
+        bare.set_weights(model.get_weights())
+        model = bare
+    model.transformer.save_weights(os.path.join(directory, "model.weights.h5"))
+    save_json(cfg, os.path.join(directory, "config.json"))
+
+
+def _log_softmax(x):
+    x = np.asarray(x, np.float64)
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def _bucket_rows(n):
+    """Candidate batch padded to a few sizes, so the step function is traced rarely."""
+    for b in (16, 48, 96, 128):
+        if n <= b:
+            return b
+    return -(-n // 64) * 64
+
+
+class MoveScorer:
+    """Scores every candidate move of a position in one batched pass.
+
+    ``score(history, candidates, condition)``: prefill ``[condition] + history``
+    once (batch 1), reorder the KV cache to the candidate rows, then three
+    ``step`` calls feeding characters 1-3 of each candidate; the first
+    character's logits come from the prefill. Returns the log-probability of
+    each 4-character move. ``condition``: 'red' | 'black' | 'draw' | 'any'/None.
+    With ``greedy=True`` also returns the unconstrained greedy 4-character
+    string (one extra row that feeds its own argmax)."""
+
+    def __init__(self, model, bucket=128):
+        self.model = model
+        self.decoder = model.transformer.cached_decoder(bucket=bucket)
+
+    def prompt(self, history, condition=None):
+        return encode_game(history, condition, over=False)
+
+    def score(self, history, candidates, condition=None, greedy=False):
+        cands = [move_ids(m) for m in candidates]
+        n = len(cands)
+        rows = n + (1 if greedy else 0)
+        if rows == 0:
+            return (np.zeros(0), None) if greedy else np.zeros(0)
+        logits0, state = self.decoder.prefill([self.prompt(history, condition)], max_new_tokens=3)
+        lp0 = _log_softmax(logits0[0])
+        batch = _bucket_rows(rows)
+        tokens = np.full((batch, 4), cands[0][0] if cands else CHAR_ID["a"], np.int32)
+        if n:
+            tokens[:n] = np.asarray(cands, np.int32)
+        tokens[n:] = tokens[0]
+        total = np.zeros(batch)
+        total[:n] = lp0[tokens[:n, 0]]
+        greedy_ids = []
+        if greedy:
+            g = int(np.argmax(lp0))
+            greedy_ids.append(g)
+            tokens[n, 0] = g
+        state = self.decoder.reorder(state, np.zeros(batch, np.int32))
+        for k in range(1, 4):
+            logits, state = self.decoder.step(tokens[:, k - 1], state)
+            lp = _log_softmax(logits)
+            total[:n] += lp[np.arange(n), tokens[:n, k]]
+            if greedy:
+                g = int(np.argmax(lp[n]))
+                greedy_ids.append(g)
+                if k < 3:
+                    tokens[n, k] = g
+        if not greedy:
+            return total[:n]
+        text = "".join(VOCAB[i] if i >= len(SPECIALS) else "?" for i in greedy_ids)
+        return total[:n], text
+
+    def full_forward_score(self, history, move, condition=None):
+        """Reference: the same log-probability from one full forward pass."""
+        ids = self.prompt(history, condition) + move_ids(move)
+        logits = np.asarray(self.model.predict_on_batch(np.asarray([ids], np.int32)))[0]
+        lp = _log_softmax(logits)
+        start = len(ids) - 4
+        return float(sum(lp[start - 1 + k, ids[start + k]] for k in range(4)))
+
+
+__all__ = ["VOCAB", "PAD", "END", "ANY_TOKEN", "DEFAULT_CONFIG", "BUNDLED_DIR", "encode_game", "decode_game",
+           "move_ids", "mirror_moves", "split_games", "build_xiangqi_model", "load_xiangqi_model",
+           "save_xiangqi_model", "MoveScorer"]

@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""Evaluate the Xiangqi GPT: held-out next-move accuracy, legality of the
+unconstrained greedy move, matches vs a random mover and fairy-stockfish, and
+the effect of outcome conditioning (own-win token vs ``<any>``).
+
+Held-out games: the validation split of ``--games`` (the same hash split
+scripts/train_xiangqi.py uses). For up to ``--positions`` positions of those
+games: top-1 accuracy among the legal moves against the engine's move, and how
+often the greedy 4-character decode (no legality constraint) is a legal move.
+Matches alternate colours. ``--write`` puts the figures into the model card and
+the ``<!-- xiangqi_eval -->`` section of docs/benchmarks.md (machine, date,
+command). The LAST stdout line is a JSON object with every figure.
+
+Example:
+    python scripts/eval_xiangqi.py --games games.jsonl --positions 600 \
+        --random-games 100 --engine-games 100 --engine-depths 1 3 --write
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+import types
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+import scripts._common as common  # noqa: E402
+
+from toolkit.xiangqi.player import Player  # noqa: E402
+from toolkit.xiangqi.rules import Position  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--model", default=None, help="model directory (default: the bundled one)")
+    p.add_argument("--games", nargs="*", default=[], help="game records; their validation split is held out")
+    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--positions", type=int, default=600, help="held-out positions for the accuracy figures")
+    p.add_argument("--random-games", type=int, default=100, help="games vs the random mover (own-win token)")
+    p.add_argument("--engine-games", type=int, default=100, help="games per engine depth")
+    p.add_argument("--engine-depths", type=int, nargs="*", default=[1, 3])
+    p.add_argument("--conditioning-games", type=int, default=None,
+                   help="games for the <any> vs own-win comparison (default --random-games)")
+    p.add_argument("--conditioning-opponent", choices=("random", "engine"), default="random")
+    p.add_argument("--max-plies", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--opening-plies", type=int, default=2,
+                   help="random opening plies per pair of games in the engine matches (fairy-stockfish at a "
+                        "fixed depth and the greedy model are deterministic)")
+    p.add_argument("--write", action="store_true", help="update the model card and docs/benchmarks.md")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--merge", default=None,
+                   help="start from the figures of an earlier run (its --json file): a long evaluation in parts")
+    return p.parse_args(argv)
+
+
+def accuracy(scorer, games, n_positions, condition):
+    """Top-1 among legal moves vs the recorded move, greedy-move legality, and time per scoring pass."""
+    positions = [(g, i) for g in games for i in range(len(g.moves))]
+    if not positions:
+        return None
+    step = max(1, len(positions) // n_positions)
+    chosen = positions[::step][:n_positions]
+    hits = legal_greedy = 0
+    t0 = time.perf_counter()
+    for g, i in chosen:
+        pos = Position.from_moves(g.moves[:i])
+        legal = pos.legal_moves()
+        cond = pos.turn if condition == "own" else "any"
+        scores, greedy = scorer.score(pos.moves, legal, cond, greedy=True)
+        best = legal[int(max(range(len(legal)), key=lambda k: scores[k]))]
+        hits += best == g.moves[i]
+        legal_greedy += pos.is_legal(greedy) if "?" not in greedy else False
+    n = len(chosen)
+    return {"positions": n, "top1_accuracy": hits / n, "greedy_legal_rate": legal_greedy / n,
+            "seconds_per_position": (time.perf_counter() - t0) / n}
+
+
+def match(play, player, opponent, games, depth, args, label):
+    margs = types.SimpleNamespace(opponent=opponent, engine_depth=depth, games=games, engine=None,
+                                  max_plies=args.max_plies, seed=args.seed, show_board=False, no_color=True,
+                                  quiet=False, condition=player.condition,
+                                  opening_plies=args.opening_plies if opponent == "engine" else 0)
+    t = time.time()
+    s = play.run_match(margs, out=sys.stderr, player=player)
+    s["wall_seconds"] = round(time.time() - t, 1)
+    print(f"[{label}] {json.dumps(s)}", file=sys.stderr, flush=True)
+    return s
+
+
+def fmt_match(s):
+    return (f"{s['games']} | +{s['wins']} ={s['draws']} -{s['losses']} | {s['score']:.3f} | "
+            f"{s['elo']:+.0f} [{s['elo_low']:+.0f}, {s['elo_high']:+.0f}] | {s['mean_plies']} | "
+            f"{s['seconds_per_move']:.3f}")
+
+
+def report(res, command):
+    cmds = res.get("commands") or [command]
+    lines = [f"Machine: {common.machine_description()}; date {common.today()}; model `{res['model']}`.",
+             "Command" + ("s" if len(cmds) > 1 else "") + ": " + "; then ".join(f"`{c}`" for c in cmds), ""]
+    for key, title in (("accuracy_any", "`<any>` token"), ("accuracy_own", "own-win token")):
+        a = res.get(key)
+        if a:
+            lines.append(f"- Held-out next move ({title}, {a['positions']} positions of {res['val_games']} "
+                         f"held-out engine games): top-1 among legal moves {100 * a['top1_accuracy']:.1f}%, "
+                         f"greedy 4-char move legal {100 * a['greedy_legal_rate']:.1f}% (goal 98%), "
+                         f"{a['seconds_per_position']:.3f} s per scoring pass")
+    lines += ["", "| match (model plays both colours) | games | W/D/L | score | Elo [95%] | mean plies | s/move |",
+              "|---|---|---|---|---|---|---|"]
+    for name, s in res["matches"].items():
+        lines.append(f"| {name} | {fmt_match(s)} |")
+    c = res.get("conditioning")
+    if c:
+        lines += ["", f"Conditioning ({c['opponent']}): own-win token score {c['own']:.3f} vs `<any>` "
+                  f"{c['any']:.3f} ({c['games']} games each, same model, same seeds): "
+                  f"difference {c['own'] - c['any']:+.3f}."]
+    spm = [s["seconds_per_move"] for s in res["matches"].values()]
+    if spm:
+        lines.append(f"\nSeconds per model move (mean over the matches): {sum(spm) / len(spm):.3f} (goal < 0.2).")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from models.xiangqi import BUNDLED_DIR, MoveScorer, load_xiangqi_model, split_games
+    from scripts import play_xiangqi as play
+    from toolkit.xiangqi.records import read_games
+
+    model_dir = args.model or BUNDLED_DIR
+    model = load_xiangqi_model(model_dir)
+    scorer = MoveScorer(model)
+    res = {"model": os.path.relpath(model_dir, common.ROOT) if args.model is None else model_dir, "matches": {}}
+    val = []
+    for path in args.games:
+        games, _ = read_games(path)
+        val.extend(split_games(games, args.val_fraction)[1])
+    res["val_games"] = len(val)
+    commands = []
+    if args.merge:
+        with open(args.merge) as f:
+            old = json.load(f)
+        commands = old.get("commands", [])
+        for k, v in old.items():
+            if k == "matches":
+                res["matches"].update(v)
+            elif k not in ("complete", "commands", "model") and (k not in res or not val):
+                res[k] = v
+    if val and args.positions > 0:
+        res["accuracy_any"] = accuracy(scorer, val, args.positions, "any")
+        print(f"[accuracy <any>] {json.dumps(res['accuracy_any'])}", file=sys.stderr, flush=True)
+        res["accuracy_own"] = accuracy(scorer, val, args.positions, "own")
+        print(f"[accuracy own] {json.dumps(res['accuracy_own'])}", file=sys.stderr, flush=True)
+    command = "python scripts/eval_xiangqi.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    res["commands"] = commands + [command]
+
+    def flush(final=False):
+        """Write what is measured so far (a long evaluation stopped early keeps its figures)."""
+        res["complete"] = final
+        body = report(res, command) + ("" if final else "\n\n(partial: evaluation still running or stopped)")
+        if args.write:
+            common.write_benchmark_section("xiangqi_eval", "## Xiangqi GPT evaluation\n\n" + body)
+            card = os.path.join(model_dir, "MODEL_CARD.md")
+            common.write_benchmark_section("xiangqi_eval", "## Evaluation\n\n" + body, path=card)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=2)
+        return body
+
+    flush()
+    own = Player(scorer, condition="own", seed=args.seed)
+    if args.random_games > 0:
+        res["matches"]["vs random mover (own-win token)"] = match(play, own, "random", args.random_games, 1, args,
+                                                                  "random own")
+        flush()
+    for d in args.engine_depths:
+        if args.engine_games > 0:
+            res["matches"][f"vs fairy-stockfish depth {d} (own-win token)"] = match(
+                play, own, "engine", args.engine_games, d, args, f"engine d{d} own")
+            flush()
+    n_cond = args.conditioning_games if args.conditioning_games is not None else args.random_games
+    if n_cond > 0:
+        anyp = Player(scorer, condition="any", seed=args.seed)
+        opp, d = args.conditioning_opponent, (args.engine_depths or [1])[0]
+        label = "random mover" if opp == "random" else f"fairy-stockfish depth {d}"
+        own_key = f"vs {label} (own-win token)"
+        s_own = res["matches"].get(own_key)
+        if s_own is None or s_own["games"] != n_cond:
+            s_own = res["matches"][own_key + f", {n_cond} games"] = match(play, own, opp, n_cond, d, args,
+                                                                          "cond own")
+        s_any = res["matches"][f"vs {label} (`<any>` token)"] = match(play, anyp, opp, n_cond, d, args, "cond any")
+        res["conditioning"] = {"opponent": label, "games": n_cond, "own": s_own["score"], "any": s_any["score"]}
+        flush()
+    body = flush(final=True)
+    print(body)
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+#!/usr/bin/env python
+"""Train the Xiangqi GPT (models/xiangqi.py) on game records.
+
+Reads any format ``toolkit.xiangqi.records.read_games`` reads (own JSONL, seed
+JSONL, ICCS PGN), holds out a deterministic validation split (by a hash of the
+moves, the same split scripts/eval_xiangqi.py uses), and trains with Keras
+``fit``: AdamW, linear warmup + cosine decay, masked next-token loss (padding
+ignored), left-right mirroring as augmentation, and the result token replaced by
+``<any>`` with probability ``--p-any`` (outcome conditioning).
+
+Checkpoints: every ``--checkpoint-every`` steps a new ``OUT/checkpoints/step-N/``
+(weights, optimizer variables incl. ``iterations``, step) is written, then the
+pointer ``OUT/checkpoints/latest`` is replaced atomically, so a kill at any
+moment leaves the last complete checkpoint. ``--resume`` continues from it with
+the same optimizer step and the same data stream (batch ``s`` depends only on
+the seed and ``s``). ``OUT/log.csv`` (CSVLogger, appended on resume), and at
+the end ``OUT/loss.png``, ``OUT/config.json`` + ``OUT/model.weights.h5`` and
+``OUT/train_summary.json``.
+
+Example:
+    python scripts/train_xiangqi.py --games games.jsonl --out runs/xq --steps 600 \
+        --batch-size 16 --checkpoint-every 50
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+import scripts._common  # noqa: E402,F401  (quiet TF, CPU only)
+
+import numpy as np  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--games", nargs="+", required=True, help="game record files (JSONL / seed JSONL / PGN)")
+    p.add_argument("--out", required=True, help="output directory (checkpoints, logs, final model)")
+    p.add_argument("--steps", type=int, default=600, help="total optimizer steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-len", type=int, default=512, help="tokens per training sequence (longer games are cut)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 5%% of --steps)")
+    p.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--p-any", type=float, default=0.2, help="probability of replacing the result token by <any>")
+    p.add_argument("--no-mirror", action="store_true", help="no left-right mirroring augmentation")
+    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (= one log row)")
+    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--hidden", type=int, default=None)
+    p.add_argument("--heads", type=int, default=None)
+    p.add_argument("--intermediate", type=int, default=None)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this run (tests)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.batch_size < 1 or args.checkpoint_every < 1 or args.max_len < 8:
+        p.error("--steps, --batch-size, --checkpoint-every >= 1 and --max-len >= 8")
+    return args
+
+
+# ---------------------------------------------------------------------- data
+def load_games(paths):
+    from toolkit.xiangqi.records import read_games
+
+    games = []
+    for path in paths:
+        got, stats = read_games(path)
+        games.extend(got)
+    return games
+
+
+def make_sequence(game, rng, max_len, p_any, mirror):
+    from models.xiangqi import PAD, encode_game, mirror_moves
+
+    moves = list(game.moves)
+    if mirror and rng.random() < 0.5:
+        moves = mirror_moves(moves)
+    result = game.result if rng.random() >= p_any else None
+    ids = encode_game(moves, result, over=game.result is not None)[: max_len + 1]
+    x = np.full(max_len, PAD, np.int32)
+    y = np.full(max_len, PAD, np.int32)
+    x[: len(ids) - 1] = ids[:-1]
+    y[: len(ids) - 1] = ids[1:]
+    return x, y
+
+
+def batch_for_step(games, step, args):
+    """Batch number ``step``: a function of (seed, step) only, so a resumed run sees the same stream."""
+    rng = np.random.default_rng([args.seed, step])
+    idx = rng.integers(0, len(games), args.batch_size)
+    xs, ys = zip(*(make_sequence(games[i], rng, args.max_len, args.p_any, not args.no_mirror) for i in idx))
+    return np.stack(xs), np.stack(ys)
+
+
+def batches(games, start_step, args):
+    step = start_step
+    while True:
+        yield batch_for_step(games, step, args)
+        step += 1
+
+
+def fixed_batches(games, args):
+    """Validation: every game once, with its real result, not mirrored."""
+    class _NoRand:
+        def random(self):
+            return 1.0
+    xs, ys = zip(*(make_sequence(g, _NoRand(), args.max_len, 0.0, False) for g in games))
+    return np.stack(xs), np.stack(ys)
+
+
+# --------------------------------------------------------------------- model
+def masked_loss(y_true, logits):
+    from keras import ops
+
+    y_true = ops.cast(y_true, "int32")
+    mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+    ce = ops.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+    return ops.sum(ce * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def masked_accuracy(y_true, logits):
+    from keras import ops
+
+    y_true = ops.cast(y_true, "int32")
+    mask = ops.cast(ops.not_equal(y_true, 0), "float32")
+    hit = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), y_true), "float32")
+    return ops.sum(hit * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def make_optimizer(args):
+    import keras
+
+    warmup = args.warmup if args.warmup is not None else max(1, args.steps // 20)
+    warmup = min(warmup, args.steps - 1) if args.steps > 1 else 0
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, decay_steps=max(1, args.steps - warmup), alpha=args.min_lr_ratio,
+        warmup_target=args.lr, warmup_steps=warmup)
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=args.weight_decay, clipnorm=1.0)
+
+
+# ---------------------------------------------------------------- checkpoints
+def ckpt_root(out):
+    return os.path.join(out, "checkpoints")
+
+
+def save_checkpoint(model, optimizer, out, step, elapsed, keep=2):
+    from toolkit.checkpoints import atomic_path, save_json
+
+    root = ckpt_root(out)
+    d = os.path.join(root, f"step-{step:08d}")
+    tmp = d + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    model.save_weights(os.path.join(tmp, "model.weights.h5"))
+    np.savez(os.path.join(tmp, "optimizer.npz"),
+             **{f"v{i:04d}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+                for i, v in enumerate(optimizer.variables)})
+    save_json({"step": int(step), "elapsed": float(elapsed), "n_optimizer_variables": len(optimizer.variables)},
+              os.path.join(tmp, "state.json"))
+    shutil.rmtree(d, ignore_errors=True)
+    os.replace(tmp, d)
+    with atomic_path(os.path.join(root, "latest")) as p:
+        with open(p, "w") as f:
+            f.write(os.path.basename(d) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    for old in sorted(glob.glob(os.path.join(root, "step-*")))[:-keep]:
+        if not old.endswith(".partial"):
+            shutil.rmtree(old, ignore_errors=True)
+    return d
+
+
+def latest_checkpoint(out):
+    pointer = os.path.join(ckpt_root(out), "latest")
+    if not os.path.exists(pointer):
+        return None
+    d = os.path.join(ckpt_root(out), open(pointer).read().strip())
+    return d if os.path.exists(os.path.join(d, "state.json")) else None
+
+
+def load_checkpoint(model, optimizer, d):
+    optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(d, "model.weights.h5"))
+    arrays = np.load(os.path.join(d, "optimizer.npz"))
+    keys = sorted(arrays.files)
+    if len(keys) != len(optimizer.variables):
+        raise ValueError(f"checkpoint {d} has {len(keys)} optimizer variables, the optimizer {len(optimizer.variables)}")
+    for v, k in zip(optimizer.variables, keys):
+        v.assign(arrays[k])
+    with open(os.path.join(d, "state.json")) as f:
+        return json.load(f)
+
+
+def _sync(model):
+    """JAX trains on stateless copies: write them back before reading variables."""
+    if getattr(model, "_jax_state", None) is not None and hasattr(model, "jax_state_sync"):
+        model.jax_state_sync()
+
+
+def make_callbacks(model, optimizer, args, state):
+    import keras
+
+    class Checkpointer(keras.callbacks.Callback):
+        """Writes a checkpoint every ``--checkpoint-every`` optimizer steps; stops at
+        ``--steps`` or after ``--stop-after`` steps of this run."""
+
+        def __init__(self):
+            super().__init__()
+            self.run_steps = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            _sync(self.model)
+            step = int(np.asarray(optimizer.iterations))
+            self.run_steps += 1
+            state["step"] = step
+            if step % args.checkpoint_every == 0 or step >= args.steps:
+                save_checkpoint(model, optimizer, args.out, step, state["elapsed0"] + time.time() - state["t0"])
+            if step >= args.steps or (args.stop_after is not None and self.run_steps >= args.stop_after):
+                self.model.stop_training = True
+
+    return [Checkpointer(), keras.callbacks.CSVLogger(os.path.join(args.out, "log.csv"), append=args.resume)]
+
+
+def _is_float(text):
+    try:
+        return math.isfinite(float(text))
+    except (TypeError, ValueError):
+        return False
+
+
+def plot_losses(out):
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = os.path.join(out, "log.csv")
+    if not os.path.exists(path):
+        return None
+    rows = list(csv.DictReader(open(path)))
+    if not rows:
+        return None
+    steps = [float(r.get("step") or 0) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("loss", "val_loss"):
+        vals = [(s, float(r[key])) for s, r in zip(steps, rows) if _is_float(r.get(key))]
+        if vals:
+            ax.plot(*zip(*vals), marker=".", label=key)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("masked next-token cross-entropy (nats)")
+    ax.set_title("Xiangqi GPT training")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    png = os.path.join(out, "loss.png")
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
+
+
+# ---------------------------------------------------------------------- main
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+
+    from models.xiangqi import build_xiangqi_model, save_xiangqi_model, split_games
+
+    os.makedirs(args.out, exist_ok=True)
+    games = [g for g in load_games(args.games) if g.moves]
+    if not games:
+        print("error: no games read", file=sys.stderr)
+        return 2
+    train, val = split_games(games, args.val_fraction)
+    if not train:
+        train, val = val, []
+    keras.utils.set_random_seed(args.seed)
+    overrides = {"num_hidden_layers": args.layers, "hidden_size": args.hidden, "num_attention_heads": args.heads,
+                 "intermediate_size": args.intermediate, "hidden_dropout_prob": args.dropout,
+                 "attention_probs_dropout_prob": args.dropout}
+    cfg_path = os.path.join(args.out, "train_config.json")
+    if args.resume and os.path.exists(cfg_path):
+        config = json.load(open(cfg_path))
+    else:
+        config = {k: v for k, v in overrides.items() if v is not None}
+    model = build_xiangqi_model(config)
+    json.dump(model.xiangqi_config, open(cfg_path, "w"), indent=2)
+    optimizer = make_optimizer(args)
+    model.compile(optimizer=optimizer, loss=masked_loss, metrics=[masked_accuracy])
+
+    state = {"step": 0, "elapsed0": 0.0, "t0": time.time()}
+    ckpt = latest_checkpoint(args.out) if args.resume else None
+    if args.resume and ckpt is None:
+        print("no checkpoint to resume from: starting fresh", file=sys.stderr)
+        args.resume = os.path.exists(os.path.join(args.out, "log.csv"))
+    if ckpt is not None:
+        st = load_checkpoint(model, optimizer, ckpt)
+        state["step"], state["elapsed0"] = int(st["step"]), float(st["elapsed"])
+        print(f"resumed from {ckpt} at step {state['step']} (optimizer.iterations="
+              f"{int(np.asarray(optimizer.iterations))})", file=sys.stderr)
+    start = state["step"]
+    n_plies = sum(len(g.moves) for g in train)
+    if not args.quiet:
+        print(f"{len(train)} training games ({n_plies} plies), {len(val)} validation games; "
+              f"{model.count_params()} parameters; steps {start}->{args.steps}", file=sys.stderr)
+    if start < args.steps:
+        spe = args.checkpoint_every
+        val_data = fixed_batches(val, args) if val else None
+
+        class StepLogger(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                _sync(self.model)
+                if logs is not None:
+                    logs["step"] = int(np.asarray(optimizer.iterations))
+                    logs["lr"] = float(np.asarray(optimizer.learning_rate))
+
+        callbacks = [StepLogger()] + make_callbacks(model, optimizer, args, state)
+        model.fit(batches(train, start, args), steps_per_epoch=spe, epochs=math.ceil(args.steps / spe),
+                  initial_epoch=start // spe, validation_data=val_data, validation_batch_size=args.batch_size,
+                  callbacks=callbacks, verbose=0 if args.quiet else 2)
+    step = int(np.asarray(optimizer.iterations))
+    elapsed = state["elapsed0"] + time.time() - state["t0"]
+    if step < args.steps:  # stopped early (--stop-after): the checkpoint is the product
+        if step % args.checkpoint_every:
+            save_checkpoint(model, optimizer, args.out, step, elapsed)
+        print(f"stopped at step {step}; rerun with --resume to continue", file=sys.stderr)
+        return 0
+    summary = {"steps": step, "train_seconds": round(elapsed, 1), "train_games": len(train),
+               "train_plies": n_plies, "val_games": len(val), "parameters": int(model.count_params()),
+               "batch_size": args.batch_size, "max_len": args.max_len, "lr": args.lr, "p_any": args.p_any,
+               "mirror": not args.no_mirror}
+    x, y = batch_for_step(train, 10**9, args)
+    summary["final_train_loss"] = float(np.asarray(model.evaluate(x, y, verbose=0, return_dict=True)["loss"]))
+    if val:
+        vx, vy = fixed_batches(val, args)
+        res = model.evaluate(vx, vy, batch_size=args.batch_size, verbose=0, return_dict=True)
+        summary["final_val_loss"] = float(res["loss"])
+        summary["final_val_char_accuracy"] = float(res["masked_accuracy"])
+    save_xiangqi_model(model, args.out, extra={"training": summary})
+    with open(os.path.join(args.out, "train_summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    plot_losses(args.out)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

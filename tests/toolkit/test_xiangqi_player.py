@@ -1,0 +1,120 @@
+"""toolkit.xiangqi.player: only legal moves over thousands of random positions
+(cheap fake scorers), a forced mate in one, hints, the Elo summary."""
+
+import math
+import random
+
+import pytest
+
+from toolkit.xiangqi.player import (Player, RandomPlayer, elo_from_score, match_summary, mating_move, play_game,
+                                    random_opening)
+from toolkit.xiangqi.rules import Position
+
+MATE_IN_ONE = "3k5/9/9/9/9/9/9/9/R8/4K4 w - - 0 1"  # a1d1 mates (flying general covers e9)
+
+
+class FakeScorer:
+    """Random scores; records that it was only ever asked about legal moves."""
+
+    def __init__(self, seed=0, prefer=None, avoid=None):
+        self.rng = random.Random(seed)
+        self.calls = 0
+        self.prefer, self.avoid = prefer, avoid
+
+    def score(self, history, candidates, condition=None):
+        assert condition in ("red", "black", "draw", "any")
+        self.calls += 1
+        out = []
+        for m in candidates:
+            s = self.rng.uniform(-5, 0)
+            if m == self.prefer:
+                s = 1.0
+            if m == self.avoid:
+                s = -100.0
+            out.append(s)
+        return out
+
+
+class HistoryScorer:
+    """Scores by history only, cheap: ignores the position."""
+
+    def score(self, history, candidates, condition=None):
+        return [float(hash((len(history), m)) % 1000) for m in candidates]
+
+
+def test_only_legal_moves_over_thousands_of_positions():
+    """3 players x 1,000 random positions (each pyffish call costs ~1-5 ms, so
+    the positions, not the player, dominate the run time)."""
+    rng = random.Random(0)
+    greedy = Player(HistoryScorer(), mate_check=False)
+    sampler = Player(FakeScorer(1), temperature=1.0, mate_check=False, seed=2)
+    checked = Player(FakeScorer(3), mate_check=True, seed=4)
+    n = choices = 0
+    while n < 1000:
+        pos = Position()
+        for ply in range(rng.randint(20, 150)):
+            legal = pos.legal_moves()
+            if not legal:
+                break
+            for player in (greedy, sampler) + ((checked,) if n % 5 == 0 else ()):
+                mv = player.choose(pos)
+                assert mv in legal, (mv, pos.fen())
+                choices += 1
+            n += 1
+            pos.push(rng.choice(legal))
+    assert choices >= 2000
+
+
+def test_no_legal_moves_returns_none():
+    pos = Position.from_fen("3k5/9/9/9/9/9/9/9/9/3RK4 b - - 0 1")  # black is mated
+    assert Player(FakeScorer()).choose(pos) is None
+
+
+def test_finds_mate_in_one_even_when_the_scorer_dislikes_it():
+    pos = Position.from_fen(MATE_IN_ONE)
+    assert mating_move(pos) == "a1d1"
+    player = Player(FakeScorer(prefer="a1a9", avoid="a1d1"))
+    mv = player.choose(pos)
+    assert mv == "a1d1"
+    pos.push(mv)
+    out = pos.outcome()
+    assert out.result == "red" and out.termination == "checkmate"
+    hint = player.hint(Position.from_fen(MATE_IN_ONE), k=3)
+    assert hint[0][0] == "a1d1" and len(hint) == 3
+    # without the mate check the (bad) scorer's favourite is played
+    assert Player(FakeScorer(prefer="a1a9", avoid="a1d1"), mate_check=False).choose(Position.from_fen(MATE_IN_ONE)) == "a1a9"
+
+
+def test_condition_is_passed_to_the_scorer():
+    seen = []
+
+    class Spy:
+        def score(self, history, candidates, condition=None):
+            seen.append(condition)
+            return [0.0] * len(candidates)
+
+    pos = Position()
+    Player(Spy(), condition="own").choose(pos)
+    pos.push("h2e2")
+    Player(Spy(), condition="own").choose(pos)
+    Player(Spy(), condition="any").choose(pos)
+    assert seen == ["red", "black", "any"]
+    with pytest.raises(ValueError):
+        Player(Spy(), condition="win")
+
+
+def test_play_game_and_match_summary():
+    pos, out = play_game(RandomPlayer(1), RandomPlayer(2), max_plies=30)
+    assert out is not None and pos.ply <= 30
+    opening = random_opening(4, "x")
+    assert len(opening) == 4 and opening == random_opening(4, "x") != random_opening(4, "y")
+    pos, out = play_game(RandomPlayer(1), RandomPlayer(2), max_plies=10, opening=opening)
+    assert pos.moves[:4] == opening and pos.ply == 10
+    s = match_summary([1, 1, 0.5, 0])
+    assert (s["games"], s["wins"], s["draws"], s["losses"]) == (4, 2, 1, 1)
+    assert s["score"] == pytest.approx(0.625)
+    assert s["elo"] == pytest.approx(-400 * math.log10(1 / 0.625 - 1))
+    assert s["elo_low"] < s["elo"] < s["elo_high"]
+    # clamped: a perfect score is finite
+    assert elo_from_score(1.0, 100) == pytest.approx(-400 * math.log10(1 / (1 - 0.005) - 1))
+    assert match_summary([0.5] * 10)["elo"] == pytest.approx(0.0)

@@ -1,0 +1,187 @@
+"""A Xiangqi player on top of any move scorer (framework-free: no keras here).
+
+The scorer is duck-typed: ``scorer.score(history, candidates, condition)``
+returns one log-probability per candidate ICCS move, given the ICCS moves played
+so far (from the standard start) and a condition in ``'red' | 'black' | 'draw'
+| 'any'``. ``models.xiangqi.MoveScorer`` is the GPT one; tests use cheap fakes.
+
+The player only ever scores the legal moves of the position, so it never plays
+an illegal move; it plays a move that mates (or stalemates, also a win in
+Xiangqi) at once when there is one (a 1-ply check on the rules), then the best
+scored move (``temperature=0``) or a sample at ``temperature``.
+
+>>> class Uniform:
+...     def score(self, history, candidates, condition=None):
+...         return [0.0] * len(candidates)
+>>> from toolkit.xiangqi.rules import Position
+>>> Player(Uniform()).choose(Position()) in Position().legal_moves()
+True
+"""
+
+import math
+import random
+
+from . import movegen
+from .coords import parse_iccs
+from .rules import Position
+
+
+class Player:
+    """``choose(pos)`` -> ICCS move; ``hint(pos, k)`` -> top-``k`` ``(move, logprob)``.
+
+    ``condition``: ``'own'`` asks the model for the moves of games the side to
+    move wins (the own-win result token), ``'any'`` for unconditioned moves,
+    or a fixed ``'red'``/``'black'``/``'draw'``.
+    """
+
+    def __init__(self, scorer, temperature=0.0, condition="own", mate_check=True, seed=None):
+        if condition not in ("own", "any", "red", "black", "draw"):
+            raise ValueError(f"condition must be own/any/red/black/draw, got {condition!r}")
+        self.scorer = scorer
+        self.temperature = float(temperature)
+        self.condition = condition
+        self.mate_check = mate_check
+        self.rng = random.Random(seed)
+
+    def condition_for(self, pos):
+        return pos.turn if self.condition == "own" else self.condition
+
+    def scored_moves(self, pos):
+        """``[(move, logprob)]`` for every legal move, best first."""
+        legal = pos.legal_moves()
+        if not legal:
+            return []
+        scores = self.scorer.score(pos.moves, legal, self.condition_for(pos))
+        scores = [float(s) for s in scores]
+        if len(scores) != len(legal):
+            raise ValueError(f"the scorer returned {len(scores)} scores for {len(legal)} moves")
+        return sorted(zip(legal, scores), key=lambda ms: -ms[1])
+
+    def choose(self, pos):
+        """The move to play (None if the game is over for lack of legal moves)."""
+        if self.mate_check:
+            mate = mating_move(pos)
+            if mate is not None:
+                return mate
+        ranked = self.scored_moves(pos)
+        if not ranked:
+            return None
+        if self.temperature <= 0:
+            return ranked[0][0]
+        top = ranked[0][1]
+        weights = [math.exp((s - top) / self.temperature) for _, s in ranked]
+        return self.rng.choices([m for m, _ in ranked], weights=weights)[0]
+
+    def hint(self, pos, k=3):
+        """Top ``k`` ``(move, logprob)``; a mate in one comes first."""
+        ranked = self.scored_moves(pos)
+        mate = mating_move(pos) if self.mate_check else None
+        if mate is not None:
+            ranked = [(m, s) for m, s in ranked if m == mate] + [(m, s) for m, s in ranked if m != mate]
+        return ranked[:k]
+
+
+def mating_move(pos):
+    """A legal move after which the opponent has no legal move (mate or
+    stalemate: both win in Xiangqi), or None. Cheap: only moves that give check
+    (found on the pure-Python grid) are tried with the rules."""
+    grid = pos.board()
+    side = pos.turn
+    them = movegen.other(side)
+    for mv in pos.legal_moves():
+        frm, to = parse_iccs(mv)
+        if not movegen.in_check(movegen.apply(grid, (frm, to)), them):
+            continue
+        pos.push(mv)
+        try:
+            if not pos.legal_moves():
+                return mv
+        finally:
+            pos.pop()
+    return None
+
+
+class RandomPlayer:
+    """Uniformly random legal moves (the baseline opponent)."""
+
+    def __init__(self, seed=None):
+        self.rng = random.Random(seed)
+
+    def choose(self, pos):
+        legal = pos.legal_moves()
+        return self.rng.choice(legal) if legal else None
+
+
+class EnginePlayer:
+    """fairy-stockfish at a fixed depth (or node count) through ``UciEngine``."""
+
+    def __init__(self, engine, depth=None, nodes=None):
+        self.engine, self.depth, self.nodes = engine, depth, nodes
+
+    def choose(self, pos):
+        limits = {k: v for k, v in (("depth", self.depth), ("nodes", self.nodes)) if v is not None}
+        return self.engine.bestmove(pos.start_fen, pos.moves, **limits)
+
+
+def random_opening(plies, seed):
+    """``plies`` uniformly random legal moves from the start (match diversity:
+    deterministic players replay the same game otherwise)."""
+    rng = random.Random(seed)
+    pos = Position()
+    for _ in range(plies):
+        legal = pos.legal_moves()
+        if not legal or pos.outcome() is not None:
+            break
+        pos.push(rng.choice(legal))
+    return pos.moves
+
+
+def play_game(red, black, max_plies=300, fen=None, on_move=None, opening=()):
+    """Play ``red`` vs ``black`` (objects with ``choose(pos)``) after the ICCS
+    ``opening`` moves; returns the final Position and its ``Outcome`` (a draw
+    with termination 'move_limit' at the cap). ``on_move(pos, move, seconds)``
+    is called after each move."""
+    import time
+
+    pos = Position(fen)
+    pos.push_many(opening)
+    while True:
+        out = pos.outcome(max_plies=max_plies)
+        if out is not None:
+            return pos, out
+        player = red if pos.turn == movegen.RED else black
+        t = time.perf_counter()
+        mv = player.choose(pos)
+        dt = time.perf_counter() - t
+        pos.push(mv)  # raises IllegalMoveError: never silently accepted
+        if on_move is not None:
+            on_move(pos, mv, dt)
+
+
+def elo_from_score(score, n):
+    """Elo difference for a mean score ``score`` over ``n`` games, with the score
+    clamped to ``[0.5/n, 1 - 0.5/n]``."""
+    lo, hi = 0.5 / n, 1 - 0.5 / n
+    s = min(max(score, lo), hi)
+    return -400.0 * math.log10(1.0 / s - 1.0) + 0.0  # no '-0'
+
+
+def match_summary(points):
+    """``points``: per-game scores of the player (1, 0.5, 0). W/D/L, score, Elo
+    and its 95% interval (normal approximation of the per-game score's std error)."""
+    n = len(points)
+    if n == 0:
+        raise ValueError("no games")
+    wins = sum(1 for p in points if p == 1)
+    draws = sum(1 for p in points if p == 0.5)
+    losses = n - wins - draws
+    s = sum(points) / n
+    sd = math.sqrt(sum((p - s) ** 2 for p in points) / n)
+    se = sd / math.sqrt(n)
+    return {"games": n, "wins": wins, "draws": draws, "losses": losses, "score": s,
+            "elo": elo_from_score(s, n), "elo_low": elo_from_score(s - 1.96 * se, n),
+            "elo_high": elo_from_score(s + 1.96 * se, n)}
+
+
+__all__ = ["Player", "RandomPlayer", "EnginePlayer", "mating_move", "play_game", "random_opening", "elo_from_score",
+           "match_summary"]
