@@ -120,10 +120,7 @@ class PositionEmbedding(keras.layers.Layer):
             self.check_length(seq_len + start_index)
         else:
             seq_len = ops.shape(inputs)[1]
-            if keras.backend.backend() == "tensorflow" and not isinstance(start_index, int) \
-                    and len(getattr(start_index, "shape", ())) == 0:
-                _runtime_length_check(self, seq_len + start_index)
-            elif isinstance(start_index, int):
+            if len(getattr(start_index, "shape", ())) == 0:  # per-row offsets are checked by the caller
                 _runtime_length_check(self, seq_len + start_index)
         if static and self.alpha is None:
             emb = ops.expand_dims(ops.cast(self.embeddings, self.compute_dtype)[start_index: start_index + seq_len], 0)

@@ -56,12 +56,10 @@ def build_transformer_model(
     cls = MODELS[key]
     config = load_config(config_path)
     source = config.pop("_source")
-    config.pop("_raw")
-    config.pop("model_type")
+    for meta in ("_raw", "model_type"):
+        config.pop(meta)
     config.update({k: v for k, v in kwargs.items() if v is not None})
-    config["_source"] = source
-    require(config)
-    config.pop("_source")
+    require(config, source=source)
     if cls is BERT:
         config.update(with_pool=with_pool, with_nsp=with_nsp, with_mlm=with_mlm, application=application)
     else:

@@ -57,12 +57,12 @@ def load_config(config, source=None):
     return out
 
 
-def require(config, keys=REQUIRED):
+def require(config, keys=REQUIRED, source=None):
     """Raise a ValueError naming the source and key for each missing required key."""
     missing = [k for k in keys if config.get(k) is None]
     if missing:
         k = missing[0]
         raise ValueError(
-            f"config '{config.get('_source', '<dict>')}' is missing required key '{k}' "
+            f"config '{source or config.get('_source', '<dict>')}' is missing required key '{k}' "
             f"(accepted names: {ALIASES.get(k, [k])}); missing: {missing}"
         )
