@@ -31,6 +31,8 @@ Example:
 
 from keras import ops
 
+LAYOUTS = ("blhd", "bhld")
+
 
 def _safe_divide(num, den):
     """``num / den[..., None]`` with 0 where ``den == 0`` (rows with no visible key)."""
@@ -39,11 +41,18 @@ def _safe_divide(num, den):
     return ops.where(ok[..., None], num / den[..., None], ops.zeros_like(num))
 
 
-def _mask_keys(k_feat, key_mask):
+def _mask_keys(k_feat, key_mask, heads_first=False):
     if key_mask is None:
         return k_feat
-    mask = ops.cast(key_mask, "bool")[:, :, None, None]
+    mask = ops.cast(key_mask, "bool")
+    mask = mask[:, None, :, None] if heads_first else mask[:, :, None, None]
     return ops.where(mask, k_feat, ops.zeros_like(k_feat))
+
+
+def _check_layout(layout):
+    if layout not in LAYOUTS:
+        raise ValueError(f"linear_attention: layout must be one of {LAYOUTS}, got {layout!r}")
+    return layout == "bhld"
 
 
 def quadratic_kernel_attention(q_feat, k_feat, v, mask=None):
@@ -58,7 +67,8 @@ def quadratic_kernel_attention(q_feat, k_feat, v, mask=None):
     return _safe_divide(num, den)
 
 
-def linear_attention(q_feat, k_feat, v, key_mask=None, causal=False, chunk_size=128):
+def linear_attention(q_feat, k_feat, v, key_mask=None, causal=False, chunk_size=128, layout="blhd",
+                     q_offset=0.0, k_offset=0.0):
     """Kernelized attention with feature maps already applied.
 
     Args:
@@ -69,56 +79,80 @@ def linear_attention(q_feat, k_feat, v, key_mask=None, causal=False, chunk_size=
       causal: query ``i`` attends to keys ``j <= i`` (requires ``q_len == k_len``).
       chunk_size: chunk length ``c`` of the causal algorithm; lengths that are
         not a multiple of ``c`` are zero-padded internally.
+      layout: ``'blhd'`` (the shapes above) or ``'bhld'``: heads before positions
+        for all three inputs and the output. The computation runs heads-first, so
+        that every contraction is a plain batched matrix product; ``'bhld'``
+        inputs skip the transposes of the ``m``-wide features.
+      q_offset, k_offset: constants added to every query / unmasked key feature
+        (FAVOR+'s ``epsilon / sqrt(m)``): the features used are ``q_feat + q_offset``
+        and ``k_feat + k_offset``. Bidirectional attention folds them into the
+        contractions, ``(E_q + a)(E_k + b)^T V = E_q (E_k^T V) + b E_q 1 (1^T V) +
+        a 1 1^T (E_k^T V + b 1 1^T V)``, on ``(m, d)``-sized terms, so the ``n x m``
+        sums are never formed; causal attention adds them to the features.
 
     Returns:
-      ``(batch, q_len, heads, d)`` in the dtype of the features.
+      ``(batch, q_len, heads, d)`` (``layout='bhld'``: ``(batch, heads, q_len, d)``)
+      in the dtype of the features.
     """
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError(f"linear_attention: chunk_size must be >= 1, got {chunk_size}")
-    k_feat = _mask_keys(k_feat, key_mask)
+    if not _check_layout(layout):
+        to_heads = (lambda x: ops.transpose(x, (0, 2, 1, 3)))
+        out = linear_attention(to_heads(q_feat), to_heads(k_feat), to_heads(v), key_mask=key_mask, causal=causal,
+                               chunk_size=chunk_size, layout="bhld", q_offset=q_offset, k_offset=k_offset)
+        return to_heads(out)
+    # heads-first from here: q_feat (b, h, n, m), k_feat (b, h, n, m), v (b, h, n, d)
+    q_offset, k_offset = float(q_offset), float(k_offset)
+    if causal:
+        q_feat = q_feat + q_offset if q_offset else q_feat
+        k_feat = k_feat + k_offset if k_offset else k_feat
+    k_feat = _mask_keys(k_feat, key_mask, heads_first=True)
     v = ops.cast(v, k_feat.dtype)
     if not causal:
         # a ones column on v gives the normaliser K'^T 1 in the same contraction (one pass over the features)
         v1 = ops.concatenate([v, ops.ones_like(v[..., :1])], axis=-1)
-        kv = ops.einsum("bkhm,bkhd->bhmd", k_feat, v1)
-        out = ops.einsum("bqhm,bhmd->bqhd", q_feat, kv)
+        kv = ops.einsum("bhkm,bhkd->bhmd", k_feat, v1)  # (b, h, m, d + 1)
+        if k_offset:
+            if key_mask is not None:
+                v1 = ops.where(ops.cast(key_mask, "bool")[:, None, :, None], v1, ops.zeros_like(v1))
+            kv = kv + k_offset * ops.sum(v1, axis=2, keepdims=True)
+        out = ops.matmul(q_feat, kv)
+        if q_offset:
+            out = out + q_offset * ops.sum(kv, axis=2, keepdims=True)
         return _safe_divide(out[..., :-1], out[..., -1])
 
-    lq, lk = q_feat.shape[1], k_feat.shape[1]
+    lq, lk = q_feat.shape[2], k_feat.shape[2]
     if lq is not None and lk is not None and lq != lk:
         raise ValueError(f"linear_attention: causal needs q_len == k_len, got {lq} and {lk}")
     shape = ops.shape(q_feat)
-    b, n, h, m = shape[0], shape[1], shape[2], shape[3]
+    b, h, n = shape[0], shape[1], shape[2]
     d = ops.shape(v)[-1]
     c = chunk_size
     pad = (c - n % c) % c
 
     def chunked(x):
-        # (b, n, h, f) -> (b, T, c, h, f), zero padded at the end
+        # (b, h, n, f) -> (b, h, T, c, f), zero padded at the end
         width = ops.shape(x)[-1]
-        x = ops.concatenate([x, ops.zeros((b, pad, h, width), dtype=x.dtype)], axis=1)
-        return ops.reshape(x, (b, -1, c, h, width))
+        x = ops.concatenate([x, ops.zeros((b, h, pad, width), dtype=x.dtype)], axis=2)
+        return ops.reshape(x, (b, h, -1, c, width))
 
-    qc, kc, vc = chunked(q_feat), chunked(k_feat), chunked(v)
+    qc, kc = chunked(q_feat), chunked(k_feat)
+    # a ones column on v: numerators and normalisers come out of the same products
+    vc = chunked(ops.concatenate([v, ops.ones_like(v[..., :1])], axis=-1))  # (b, h, T, c, d + 1)
 
     # exact masked products inside each chunk
     tril = ops.tril(ops.ones((c, c), dtype="bool"))
-    w = ops.einsum("btqhm,btkhm->bthqk", qc, kc)
+    w = ops.einsum("bhtqm,bhtkm->bhtqk", qc, kc)
     w = ops.where(tril, w, ops.zeros_like(w))
-    num = ops.einsum("bthqk,btkhd->btqhd", w, vc)
-    den = ops.transpose(ops.sum(w, axis=-1), (0, 1, 3, 2))  # (b, T, c, h)
+    out = ops.matmul(w, vc)  # (b, h, T, c, d + 1)
 
     # state carried from the previous chunks: exclusive cumsum over the chunk axis
-    kv = ops.einsum("btkhm,btkhd->bthmd", kc, vc)  # (b, T, h, m, d)
-    ksum = ops.sum(kc, axis=2)  # (b, T, h, m)
-    kv = ops.cumsum(kv, axis=1)
-    ksum = ops.cumsum(ksum, axis=1)
-    kv = ops.concatenate([ops.zeros_like(kv[:, :1]), kv[:, :-1]], axis=1)
-    ksum = ops.concatenate([ops.zeros_like(ksum[:, :1]), ksum[:, :-1]], axis=1)
-    num = num + ops.einsum("btqhm,bthmd->btqhd", qc, kv)
-    den = den + ops.einsum("btqhm,bthm->btqh", qc, ksum)
+    kv = ops.einsum("bhtkm,bhtkd->bhtmd", kc, vc)  # (b, h, T, m, d + 1)
+    kv = ops.cumsum(kv, axis=2)
+    kv = ops.concatenate([ops.zeros_like(kv[:, :, :1]), kv[:, :, :-1]], axis=2)
+    out = out + ops.matmul(qc, kv)
 
-    out = _safe_divide(num, den)
-    out = ops.reshape(out, (b, -1, h, d))
-    return out[:, :n]
+    out = _safe_divide(out[..., :-1], out[..., -1])
+    out = ops.reshape(out, (b, h, -1, d))
+    return out[:, :, :n]

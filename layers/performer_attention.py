@@ -59,8 +59,24 @@ def projection_matrix(nb_features, dim, feature_type="orthogonal", seed=None):
 
 
 # --------------------------------------------------------------------------- feature maps
+def _positions_axis(layout):
+    if layout not in ("blhd", "bhld"):
+        raise ValueError(f"layout must be 'blhd' or 'bhld', got {layout!r}")
+    return 1 if layout == "blhd" else 2
+
+
+def _key_mask(key_mask, layout):
+    mask = ops.cast(key_mask, "bool")
+    return mask[:, :, None, None] if layout == "blhd" else mask[:, None, :, None]
+
+
+def _project(x, projection):
+    """``x W^T`` over the last axis: ``(..., d) -> (..., m)``, one matrix product."""
+    return ops.matmul(x, ops.transpose(projection))
+
+
 def softmax_kernel_features(x, projection, is_query, scale=None, epsilon=1e-6, key_mask=None,
-                            key_stabilizer="global"):
+                            key_stabilizer="global", layout="blhd", add_epsilon=True):
     """FAVOR+ positive random features of the softmax kernel (Choromanski et al. 2020,
     Lemma 1: ``exp(x . y) = E_w[exp(w . x - |x|^2 / 2) exp(w . y - |y|^2 / 2)]``):
 
@@ -78,59 +94,75 @@ def softmax_kernel_features(x, projection, is_query, scale=None, epsilon=1e-6, k
       exponents are clipped at ``60`` (a later key would need features ``e^60``
       times key ``f``'s for the clip to act), so no overflow whatever the later keys.
 
+    Computed as ``exp(w_r . x^ - (|x^|^2 / 2 + c + log(m) / 2)) + epsilon / sqrt(m)``:
+    the per-token terms are summed on the small ``(.., 1)`` tensor first, so the
+    ``m``-wide tensor sees one subtraction, one ``exp`` and one addition.
+
     Args:
-      x: ``(batch, len, heads, d)``; projection: ``(m, d)``; key_mask: ``(batch, len)``.
+      x: ``(batch, len, heads, d)`` (``layout='bhld'``: ``(batch, heads, len, d)``);
+      projection: ``(m, d)``; key_mask: ``(batch, len)``.
+      add_epsilon: False leaves out the ``+ epsilon / sqrt(m)`` (for
+        :func:`layers.linear_attention.linear_attention`'s ``q_offset`` /
+        ``k_offset``, which add it without another pass over the features).
     Returns:
-      ``(batch, len, heads, m)`` float32; masked keys get exactly 0.
+      ``(batch, len, heads, m)`` (``'bhld'``: ``(batch, heads, len, m)``) float32;
+      masked keys get exactly 0.
     """
+    axis = _positions_axis(layout)
     x = ops.cast(x, "float32")
     projection = ops.cast(projection, "float32")
     d = x.shape[-1]
     m = projection.shape[0]
     scale = d ** -0.25 if scale is None else scale
-    x = x * scale
-    dash = ops.einsum("blhd,md->blhm", x, projection)
-    diag = 0.5 * ops.sum(ops.square(x), axis=-1, keepdims=True)
+    # the scale goes into the small (m, d) projection, not into the (.., n, d) input
+    dash = _project(x, projection * scale)
+    # per-token offset: |x^|^2 / 2 plus log(sqrt(m)), which folds the 1 / sqrt(m) into the exponent
+    offset = (0.5 * scale * scale) * ops.sum(ops.square(x), axis=-1, keepdims=True) + 0.5 * math.log(m)
+    eps = epsilon / math.sqrt(m)
     if is_query:
         stab = ops.max(dash, axis=-1, keepdims=True)
-        feats = ops.exp(dash - diag - ops.stop_gradient(stab)) + epsilon
-        return feats / math.sqrt(m)
+        feats = ops.exp(dash - (offset + ops.stop_gradient(stab)))
+        return feats + eps if add_epsilon else feats
 
-    mask = None if key_mask is None else ops.cast(key_mask, "bool")[:, :, None, None]
+    mask = None if key_mask is None else _key_mask(key_mask, layout)
     if key_stabilizer == "global":
         masked = dash if mask is None else ops.where(mask, dash, _NEG)
-        # feature axis first (contiguous), then positions: same value, far cheaper than one (1, 3) reduction
-        stab = ops.max(ops.max(masked, axis=-1, keepdims=True), axis=1, keepdims=True)
+        # feature axis first (contiguous), then positions: same value, far cheaper than one (axis, -1) reduction
+        stab = ops.max(ops.max(masked, axis=-1, keepdims=True), axis=axis, keepdims=True)
     elif key_stabilizer == "causal":
         if key_mask is None:
-            first = dash[:, :1]
+            first = dash[:, :1] if axis == 1 else dash[:, :, :1]
         else:
             idx = ops.argmax(ops.cast(key_mask, "int32"), axis=1)
-            first = ops.take_along_axis(dash, ops.reshape(idx, (-1, 1, 1, 1)), axis=1)
+            first = ops.take_along_axis(dash, ops.reshape(idx, (-1, 1, 1, 1)), axis=axis)
         stab = ops.max(first, axis=-1, keepdims=True)
     else:
         raise ValueError(f"key_stabilizer must be 'global' or 'causal', got {key_stabilizer!r}")
-    expo = dash - diag - ops.stop_gradient(stab)
+    expo = dash - (offset + ops.stop_gradient(stab))
     if key_stabilizer == "causal":
-        expo = ops.minimum(expo, _CAUSAL_CLIP)
+        expo = ops.minimum(expo, _CAUSAL_CLIP - 0.5 * math.log(m))
     if mask is not None:
         expo = ops.where(mask, expo, _NEG)
-    feats = (ops.exp(expo) + epsilon) / math.sqrt(m)
-    if mask is not None:
+    feats = ops.exp(expo)
+    if add_epsilon:
+        feats = feats + eps
+    if mask is not None and add_epsilon:
         feats = ops.where(mask, feats, ops.zeros_like(feats))
     return feats
 
 
-def relu_kernel_features(x, projection, epsilon=1e-3, key_mask=None):
+def relu_kernel_features(x, projection, epsilon=1e-3, key_mask=None, layout="blhd"):
     """Generalised-attention ReLU features (Choromanski et al. 2020, section 2.2;
     google-research ``relu_kernel_transformation``):
-    ``phi(x) = relu(W x) / sqrt(m) + epsilon``; masked keys get 0."""
+    ``phi(x) = relu(W x) / sqrt(m) + epsilon``; masked keys get 0. ``layout`` as in
+    :func:`softmax_kernel_features`."""
+    _positions_axis(layout)
     x = ops.cast(x, "float32")
     projection = ops.cast(projection, "float32")
     m = projection.shape[0]
-    feats = ops.relu(ops.einsum("blhd,md->blhm", x, projection)) / math.sqrt(m) + epsilon
+    feats = ops.relu(_project(x, projection)) / math.sqrt(m) + epsilon
     if key_mask is not None:
-        feats = ops.where(ops.cast(key_mask, "bool")[:, :, None, None], feats, ops.zeros_like(feats))
+        feats = ops.where(_key_mask(key_mask, layout), feats, ops.zeros_like(feats))
     return feats
 
 
@@ -260,17 +292,26 @@ class PerformerAttention(MultiHeadAttention):
         new = projection_matrix(self.nb_features, self.key_size, self.feature_type, self.seed_generator)
         self.projection.assign(ops.where(step % self.redraw == 0, new, ops.convert_to_tensor(self.projection)))
 
-    def feature_map(self, x, is_query, key_mask=None, causal=False):
-        """Features ``phi(x)`` of split heads ``x`` ``(batch, len, heads, key_size)`` with the
-        current projection; keys use the causal stabiliser when ``causal``."""
+    def feature_map(self, x, is_query, key_mask=None, causal=False, layout="blhd", add_epsilon=True):
+        """Features ``phi(x)`` of split heads ``x`` ``(batch, len, heads, key_size)``
+        (``layout='bhld'``: heads first) with the current projection; keys use the causal
+        stabiliser when ``causal``. ``add_epsilon=False`` (softmax kernel only) leaves out
+        the constant ``epsilon / sqrt(m)``, see :meth:`feature_offset`."""
         if self.kernel == "relu":
             return relu_kernel_features(x, self.projection, self.feature_epsilon,
-                                        key_mask=None if is_query else key_mask)
+                                        key_mask=None if is_query else key_mask, layout=layout)
         scale = self.key_size ** -0.25 if self.attention_scale else 1.0
         if is_query:
-            return softmax_kernel_features(x, self.projection, True, scale, self.feature_epsilon)
+            return softmax_kernel_features(x, self.projection, True, scale, self.feature_epsilon, layout=layout,
+                                           add_epsilon=add_epsilon)
         return softmax_kernel_features(x, self.projection, False, scale, self.feature_epsilon, key_mask=key_mask,
-                                       key_stabilizer="causal" if causal else "global")
+                                       key_stabilizer="causal" if causal else "global", layout=layout,
+                                       add_epsilon=add_epsilon)
+
+    @property
+    def feature_offset(self):
+        """The constant that ``feature_map(..., add_epsilon=False)`` leaves out (softmax kernel)."""
+        return self.feature_epsilon / math.sqrt(self.nb_features)
 
     def _check_linearisable(self, full_mask, attention_bias):
         if full_mask is not None:
@@ -293,14 +334,23 @@ class PerformerAttention(MultiHeadAttention):
         self._check_linearisable(full_mask, attention_bias)
         self._maybe_redraw(training)
         decoding = query_offset is not None
-        qf = self.feature_map(q, True)
-        kf = self.feature_map(k, False, key_mask=key_mask, causal=causal or decoding)
         if decoding or (causal and q.shape[1] is not None and k.shape[1] is not None and q.shape[1] != k.shape[1]):
+            qf = self.feature_map(q, True)
+            kf = self.feature_map(k, False, key_mask=key_mask, causal=True)
             mask = self.combined_mask(ops.shape(q)[1], ops.shape(k)[1], key_mask, None, causal, query_offset)
-            out = quadratic_kernel_attention(qf, kf, v, mask)
-        else:
-            out = linear_attention(qf, kf, v, key_mask=key_mask, causal=causal, chunk_size=self.chunk_size)
-        return ops.cast(out, v.dtype)
+            return ops.cast(quadratic_kernel_attention(qf, kf, v, mask), v.dtype)
+        # heads first: q, k, v are only key_size wide, so transposing them is cheap, and then every
+        # m-wide contraction is a plain batched matrix product
+        to_heads = (lambda x: ops.transpose(x, (0, 2, 1, 3)))
+        # bidirectional softmax kernel: epsilon / sqrt(m) is folded into the contractions (no n x m pass)
+        fold = self.kernel == "softmax" and not causal
+        offset = self.feature_offset if fold else 0.0
+        qf = self.feature_map(to_heads(q), True, layout="bhld", add_epsilon=not fold)
+        kf = self.feature_map(to_heads(k), False, key_mask=key_mask, causal=causal, layout="bhld",
+                              add_epsilon=not fold)
+        out = linear_attention(qf, kf, to_heads(v), key_mask=key_mask, causal=causal, chunk_size=self.chunk_size,
+                               layout="bhld", q_offset=offset, k_offset=offset)
+        return ops.cast(to_heads(out), v.dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -3,7 +3,9 @@
 (FAVOR+, m random features) vs TaylorAttention (exact, linear mode), one layer of
 12 heads x 64 (hidden 768), batch 1, n = 512, 1024, ... doubling up to --max-n;
 forward and forward+backward (gradients of mean(out^2) w.r.t. the input and the
-weights), bidirectional and causal. Each (method, mode, n) runs in a fresh
+weights), bidirectional and causal; "core forward" times the attention core alone
+(``layer.attend`` on given split-head q, k, v: what differs between the methods,
+without the four 768 x 768 projections that all of them share). Each (method, mode, n) runs in a fresh
 subprocess: median wall time of --repeats compiled calls (tf.function / jax.jit)
 after one warm-up call, and peak-RSS growth over the process's state just before
 the first call (/proc/self/status VmHWM, reset between phases through
@@ -34,7 +36,7 @@ if ROOT not in sys.path:
 
 METHODS = ("softmax", "performer", "taylor")
 LABELS = {"softmax": "softmax", "performer": "Performer", "taylor": "Taylor (linear)"}
-PASSES = ("forward", "forward+backward")
+PASSES = ("forward", "forward+backward", "core forward")
 
 
 # ----------------------------------------------------------------------------- child side
@@ -76,8 +78,9 @@ def _make_layer(cfg):
     return TaylorAttention(mode="linear", chunk_size=cfg["chunk_size"], **common)
 
 
-def _functions(layer, x, causal):
-    """Compiled forward and forward+backward callables that block until the result is ready."""
+def _functions(layer, x, causal, qkv):
+    """Compiled forward, forward+backward and core-forward callables that block until the
+    result is ready."""
     import keras
 
     backend = keras.backend.backend()
@@ -85,7 +88,9 @@ def _functions(layer, x, causal):
         import tensorflow as tf
 
         xt = tf.constant(x)
+        qkv_t = [tf.constant(a) for a in qkv]
         fwd = tf.function(lambda a: layer(a, use_causal_mask=causal))
+        core = tf.function(lambda q, k, v: layer.attend(q, k, v, causal=causal))
 
         @tf.function
         def fwd_bwd(a):
@@ -94,7 +99,8 @@ def _functions(layer, x, causal):
                 loss = tf.reduce_mean(tf.square(layer(a, use_causal_mask=causal)))
             return tape.gradient(loss, [a] + list(layer.trainable_variables))
 
-        return (lambda: fwd(xt).numpy()), (lambda: [g.numpy() for g in fwd_bwd(xt)])
+        return (lambda: fwd(xt).numpy()), (lambda: [g.numpy() for g in fwd_bwd(xt)]), \
+            (lambda: core(*qkv_t).numpy())
     if backend == "jax":
         import jax
         import jax.numpy as jnp
@@ -108,8 +114,11 @@ def _functions(layer, x, causal):
 
         fwd = jax.jit(run)
         grad = jax.jit(jax.grad(lambda tv, a: jnp.mean(jnp.square(run(tv, a))), argnums=(0, 1)))
+        qkv_j = [jnp.asarray(a) for a in qkv]
+        core = jax.jit(lambda q, k, v: layer.attend(q, k, v, causal=causal))
         return (lambda: fwd(trainable, xj).block_until_ready()), \
-            (lambda: jax.block_until_ready(grad(trainable, xj)))
+            (lambda: jax.block_until_ready(grad(trainable, xj))), \
+            (lambda: core(*qkv_j).block_until_ready())
     raise SystemExit(f"bench_attention: backend {backend!r} not supported (use tensorflow or jax)")
 
 
@@ -120,15 +129,22 @@ def child(cfg):
     x = np.random.default_rng(0).standard_normal((cfg["batch"], cfg["n"], cfg["heads"] * cfg["head_size"]))
     x = x.astype("float32")
     layer(x[:, :8])  # build the weights
-    fwd, fwd_bwd = _functions(layer, x, cfg["causal"])
+    # split-head q, k, v for the core timing, scaled like projections of a unit-variance input
+    shape = (cfg["batch"], cfg["n"], cfg["heads"], cfg["head_size"])
+    qkv = [0.5 * np.random.default_rng(i).standard_normal(shape).astype("float32") for i in (1, 2, 3)]
+    fwd, fwd_bwd, core = _functions(layer, x, cfg["causal"], qkv)
     out = {}
-    for name, fn in (("forward", fwd), ("forward+backward", fwd_bwd)):
+    # the core before forward+backward: it needs less memory than the forward, so it neither
+    # changes the next pass's peak-RSS growth nor dies with the backward's out-of-memory
+    for name, fn in (("forward", fwd), ("core forward", core), ("forward+backward", fwd_bwd)):
         if name not in cfg["passes"]:
             continue
         base = _status_kb("VmRSS")
         exact = _reset_peak()
         seconds = _median_time(fn, cfg["repeats"])
         out[name] = dict(seconds=seconds, peak_mb=(_status_kb("VmHWM") - base) / 1024.0, exact_peak=exact)
+        if name == "core forward":  # the allocator still holds the forward's memory: time only
+            del out[name]["peak_mb"]
         print("RESULT " + json.dumps({name: out[name]}), flush=True)
     return out
 
@@ -235,7 +251,7 @@ def plot(results, ns, methods, path):
         for row, (key, label) in enumerate((("seconds", "median time (s)"), ("peak_mb", "peak RSS growth (MiB)"))):
             ax = axes[row, col]
             for m in methods:
-                for pas, style in zip(PASSES, ("-", "--")):
+                for pas, style in zip(PASSES, ("-", "--", ":")):
                     pts = [(n, results[(m, mode, pas, n)][key]) for n in ns
                            if key in results.get((m, mode, pas, n), {}) and results[(m, mode, pas, n)][key] > 0]
                     if pts:
@@ -319,7 +335,7 @@ def main(argv=None):
                     elif r["seconds"] > args.time_limit:
                         stopped[(method, mode, pas)] = f"> {args.time_limit:.0f} s at n={n}"
                 summary = ", ".join(
-                    f"{pas}: " + (f"{res[pas]['seconds'] * 1e3:.0f} ms {res[pas]['peak_mb']:.0f} MiB"
+                    f"{pas}: " + (f"{res[pas]['seconds'] * 1e3:.0f} ms {res[pas].get('peak_mb', 0):.0f} MiB"
                                   if "seconds" in res[pas] else res[pas]["skipped"]) for pas in todo)
                 print(f"[{time.time() - t0:5.1f}s] {mode:13s} {method:9s} n={n:6d}  {summary}", flush=True)
 
@@ -338,7 +354,10 @@ def main(argv=None):
         f"linear mode ({1 + args.head_size + args.head_size * (args.head_size + 1) // 2} features); causal "
         f"chunk {args.chunk_size}. Time: median of {args.repeats} compiled calls after a warm-up call. "
         "Memory: peak RSS growth during the measurement (VmHWM over the RSS just before it), each "
-        "configuration in a fresh process. Ratios are method / softmax (lower is better).",
+        "configuration in a fresh process. Ratios are method / softmax (lower is better). "
+        "`core forward` times `layer.attend(q, k, v)` alone on split-head inputs: the attention "
+        "itself, without the four hidden x hidden projections that every method shares (time only: "
+        "it runs after the forward in the same process, whose memory the allocator keeps).",
         "",
         f"- machine: {_common.machine_description()}",
         f"- date: {_common.today()}",

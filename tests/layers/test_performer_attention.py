@@ -426,3 +426,30 @@ def test_bad_inputs():
     w = np.random.rand(M, DK)
     layer.set_projection_matrix(w)
     np.testing.assert_allclose(np64(layer.projection), w, rtol=1e-6)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_linear_attention_heads_first_layout_and_folded_offsets(causal):
+    """``layout='bhld'`` gives the transposed result of ``'blhd'``; ``q_offset`` / ``k_offset``
+    equal adding the constants to the (unmasked) features explicitly; a bad layout is refused."""
+    from layers.linear_attention import linear_attention
+
+    rng = np.random.default_rng(3)
+    qf, kf = rng.random((2, B, N, H, M)).astype("float32")
+    v = rng.standard_normal((B, N, H, DK)).astype("float32")
+    km = np.ones((B, N), bool)
+    km[1, 8:] = False
+    kf[~km] = 0.0  # feature maps give masked keys exactly 0
+    ref = np64(linear_attention(qf, kf, v, key_mask=km, causal=causal, chunk_size=C))
+    t = (lambda a: np.transpose(a, (0, 2, 1, 3)))
+    got = np64(linear_attention(t(qf), t(kf), t(v), key_mask=km, causal=causal, chunk_size=C, layout="bhld"))
+    np.testing.assert_allclose(t(got), ref, rtol=1e-5, atol=1e-6)
+
+    a, b = 0.3, 0.05
+    explicit = np64(linear_attention(qf + a, np.where(km[:, :, None, None], kf + b, 0.0).astype("float32"), v,
+                                     key_mask=km, causal=causal, chunk_size=C))
+    folded = np64(linear_attention(qf, kf, v, key_mask=km, causal=causal, chunk_size=C, q_offset=a, k_offset=b))
+    np.testing.assert_allclose(folded, explicit, rtol=1e-5, atol=1e-6)
+    assert np.abs(folded - ref).max() > 1e-3  # the offsets do change the result
+    with pytest.raises(ValueError, match="layout"):
+        linear_attention(qf, kf, v, layout="hbld")
