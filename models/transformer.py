@@ -4,6 +4,7 @@ owns the mapping from its weights to each checkpoint format's variable names."""
 import dataclasses
 import difflib
 import os
+import re
 
 import keras
 import numpy as np
@@ -193,7 +194,10 @@ class Transformer:
         CheckpointError naming the variable, the layer and both shapes."""
         fmt = checkpoint_format(checkpoint_path)
         if fmt == "keras":
-            self.model.load_weights(checkpoint_path)
+            try:
+                self.model.load_weights(checkpoint_path)
+            except ValueError as e:
+                raise CheckpointError(_keras_load_error(checkpoint_path, e)) from None
             return
         reader = open_checkpoint(checkpoint_path)
         specs = self.weight_specs()
@@ -226,6 +230,21 @@ class Transformer:
         bert4keras/Google TF names. Raises CheckpointError for a name that
         matches no weight, a wrong shape, or weights left unassigned at the
         end. Returns the number of Keras weights assigned."""
+        count = 0
+        for layer_name, w, source, part in self.iter_named_parts(named_arrays, fmt):
+            if tuple(part.shape) != tuple(w.shape):
+                raise CheckpointError(
+                    f"'{source}' has shape {tuple(part.shape)} (after layout conversion) but layer "
+                    f"'{layer_name}' weight '{w.path}' expects {tuple(w.shape)}")
+            w.assign(part.astype(w.dtype, copy=False))
+            count += 1
+        return count
+
+    def iter_named_parts(self, named_arrays, fmt="hf"):
+        """The mapping behind :meth:`assign_from_named_arrays`, without assigning:
+        yields ``(layer_name, keras_weight, source_name, array)`` with the array in
+        Keras layout, one ``(name, array)`` input at a time. Raises CheckpointError for a name that matches no weight and,
+        at the end, for weights that got no value. Shapes are not checked here."""
         if fmt not in ("hf", "tf"):
             raise ValueError(f"fmt must be 'hf' or 'tf', got {fmt!r}")
         targets, unassigned = {}, {}
@@ -237,7 +256,6 @@ class Transformer:
                 unassigned[id(w)] = spec.tf if fmt == "tf" else spec.hf[0]
                 for name in [spec.tf] if fmt == "tf" else spec.hf:
                     targets.setdefault(name, []).append((layer_name, w, spec))
-        count = 0
         for name, value in named_arrays:
             if name not in targets:
                 close = difflib.get_close_matches(name, list(targets), n=3, cutoff=0.5)
@@ -247,18 +265,12 @@ class Transformer:
             for layer_name, w, spec in targets[name]:
                 part = value if fmt == "tf" else _hf_part(spec, name, value, "the given arrays")
                 part = self.transform_loaded(spec, part, fmt)
-                if tuple(part.shape) != tuple(w.shape):
-                    raise CheckpointError(
-                        f"'{name}' has shape {tuple(part.shape)} (after layout conversion) but layer "
-                        f"'{layer_name}' weight '{w.path}' expects {tuple(w.shape)}")
-                w.assign(part.astype(w.dtype, copy=False))
                 unassigned.pop(id(w), None)
-                count += 1
+                yield layer_name, w, name, part
         if unassigned:
             names = sorted(set(unassigned.values()))
             raise CheckpointError(f"no value was given for {len(names)} weight(s): {names[:5]}"
                                   + (" ..." if len(names) > 5 else ""))
-        return count
 
     # -------------------------------------------------------------- writers
     def save_weights(self, path):
@@ -334,6 +346,19 @@ def _hf_part(spec, name, full, where):
                 f"variable '{name}' in {where} has shape {full.shape}, last axis not divisible by {parts}")
         value = np.split(full, parts, axis=-1)[index]
     return value.T if spec.hf_transpose else value
+
+
+def _keras_load_error(path, error):
+    """Keras' ``load_weights`` error (which prints whole arrays) in one line naming the file,
+    the weight and both shapes."""
+    text = str(error)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))", text)
+    var = re.search(r"Target variable: <Variable path=([^,>]+)", text)
+    if shapes and var:
+        return (f"Keras weights file '{path}' does not fit this model: weight '{var.group(1)}' has shape "
+                f"{shapes.group(1)} but the file holds {shapes.group(2)}")
+    first = next((line for line in text.splitlines() if line.strip()), text)
+    return f"Keras weights file '{path}' does not fit this model: {first[:300]}"
 
 
 def _has_layer(model, name):

@@ -17,10 +17,13 @@ under a temporary name and renamed when complete.
                                     "cpm_lm_2.6b/model.weights.h5", model="gpt2")
 
 Memory: the shards are memory-mapped (files in torch's pre-1.6 format are read
-whole) and merged one tensor at a time, so the conversion holds about one
-float32 copy of the model (about 11 GB for CPM-LM) besides the shards in the
-page cache. --safetensors gathers all weights once more (about +1 copy) and
---tf-checkpoint about 2.5 more (measured at 4 layers of CPM-LM's width).
+whole) and merged one tensor at a time, and each merged tensor is written
+straight into the Keras weights file: the full-size Keras model is never built
+(models.weights_stream takes the file layout from a tiny model of the same
+architecture). Peak memory is the imports, the shard pages read so far and one
+merged tensor. --safetensors and --tf-checkpoint build the float32 model from the
+written file (+1 copy) and gather the weights once more (--safetensors about +1
+copy, --tf-checkpoint about +2.5, measured at 4 layers of CPM-LM's width).
 """
 
 import argparse
@@ -80,20 +83,24 @@ def main(argv=None):
               file=sys.stderr)
 
     from models import build_transformer_model
-
-    # Zero initializers: every weight is overwritten, and random init of 2.6B weights takes most of a minute.
-    transformer = build_transformer_model(config, model="gpt2", return_keras_model=False, initializer="zeros")
-    tensors = tqdm(ckpt.iter_hf_tensors(), total=len(ckpt), desc="converting", unit="tensor",
-                   disable=args.quiet)
-    transformer.assign_from_named_arrays(tensors, fmt="hf")
-    del ckpt, tensors  # unmap the shards
+    from models.weights_stream import shadow_config, write_weights_streaming
 
     out = args.out_dir
     os.makedirs(out, exist_ok=True)
     written = []
     path = os.path.join(out, "model.weights.h5")
-    transformer.save_weights(path)
+    # The full-size Keras model is never built: a tiny model of the same architecture gives the file layout
+    # and each merged tensor goes straight into the file (one tensor in memory at a time).
+    shadow = build_transformer_model(shadow_config(config), model="gpt2", return_keras_model=False)
+    tensors = tqdm(ckpt.iter_hf_tensors(), total=len(ckpt), desc="converting", unit="tensor",
+                   disable=args.quiet)
+    write_weights_streaming(shadow, tensors, path, fmt="hf")
+    del ckpt, tensors  # unmap the shards
     written.append(path)
+    if args.tf_checkpoint or args.safetensors:
+        # these writers gather the whole model: build it (zeros: every weight is overwritten) from the file
+        transformer = build_transformer_model(config, model="gpt2", return_keras_model=False, initializer="zeros")
+        transformer.model.load_weights(path)
     if args.tf_checkpoint:
         prefix = os.path.join(out, "model.ckpt")
         transformer.save_weights_as_checkpoint(prefix)

@@ -121,12 +121,19 @@ LENGTHS = [11, 6, 2]
 
 
 # ---------------------------------------------------------------- tests
-def test_two_fp32_shards_convert_to_keras_weights_equal_to_hf(tmp_path):
+def test_two_fp32_shards_convert_to_keras_weights_equal_to_hf(tmp_path, monkeypatch):
     hf = reference(seed=11)
     src = tmp_path / "CPM"
     write_release(src, megatron_split(hf.state_dict(), 2, 2))
     out = tmp_path / "out"
+    import models
+
+    built, build = [], models.build_transformer_model
+    monkeypatch.setattr(models, "build_transformer_model", lambda config, *a, **k: built.append(config) or
+                        build(config, *a, **k))
     written = convert.main([str(src), str(out), "--num-layers", "2", "--num-heads", "4", "--quiet"])
+    # streamed: only the tiny shadow of the architecture is ever built, never the full-size model
+    assert [(c["n_layer"], c["n_head"], c["n_embd"], c["vocab_size"]) for c in built] == [(2, 4, 4, 4)]
     assert sorted(os.listdir(out)) == ["config.json", "model.weights.h5"]  # no temp files
     assert sorted(map(os.path.basename, written)) == ["config.json", "model.weights.h5"]
 
