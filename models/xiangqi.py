@@ -166,14 +166,40 @@ class MoveScorer:
     character's logits come from the prefill. Returns the log-probability of
     each 4-character move. ``condition``: 'red' | 'black' | 'draw' | 'any'/None.
     With ``greedy=True`` also returns the unconstrained greedy 4-character
-    string (one extra row that feeds its own argmax)."""
+    string (one extra row that feeds its own argmax).
 
-    def __init__(self, model, bucket=128):
+    Across calls the scorer keeps the batch-1 cache of the last history: when the
+    next history extends it (the same game a few plies on, same condition), only
+    the new moves' characters are fed, one ``step`` each, instead of a prefill of
+    the whole game; the cache is allocated with ``reserve`` spare positions and
+    refilled from scratch when they run out (or the history is another game's).
+    Results equal a fresh prefill (``reuse=False``) within float32 rounding."""
+
+    def __init__(self, model, bucket=128, reserve=128, reuse=True):
         self.model = model
         self.decoder = model.transformer.cached_decoder(bucket=bucket)
+        self.reserve = int(reserve)
+        self.reuse = bool(reuse)
+        self._last = None  # (prompt ids, logits after them, batch-1 state)
 
     def prompt(self, history, condition=None):
         return encode_game(history, condition, over=False)
+
+    def _history(self, prompt):
+        """Logits after ``prompt`` and the batch-1 state holding it (3 free positions at least)."""
+        last = self._last if self.reuse else None
+        if last is not None:
+            done, logits, state = last
+            new = prompt[len(done):]
+            if prompt[:len(done)] == done and state["index"] + len(new) + 3 <= state["total"]:
+                for token in new:
+                    out, state = self.decoder.step([token], state)
+                    logits = out[0]
+                self._last = (list(prompt), logits, state)
+                return logits, state
+        out, state = self.decoder.prefill([prompt], max_new_tokens=3 + (self.reserve if self.reuse else 0))
+        self._last = (list(prompt), out[0], state) if self.reuse else None
+        return out[0], state
 
     def score(self, history, candidates, condition=None, greedy=False):
         cands = [move_ids(m) for m in candidates]
@@ -181,8 +207,8 @@ class MoveScorer:
         rows = n + (1 if greedy else 0)
         if rows == 0:
             return (np.zeros(0), None) if greedy else np.zeros(0)
-        logits0, state = self.decoder.prefill([self.prompt(history, condition)], max_new_tokens=3)
-        lp0 = _log_softmax(logits0[0])
+        logits0, state = self._history(self.prompt(history, condition))
+        lp0 = _log_softmax(logits0)
         batch = _bucket_rows(rows)
         tokens = np.full((batch, 4), cands[0][0] if cands else CHAR_ID["a"], np.int32)
         if n:

@@ -62,6 +62,9 @@ def parse_args(argv=None):
     p.add_argument("--intermediate", type=int, default=None)
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="start from the weights of a saved model (config.json + model.weights.h5, e.g. "
+                        "models/xiangqi_model) with a fresh optimizer and schedule; its architecture is used")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this run (tests)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
@@ -274,6 +277,25 @@ def plot_losses(out):
 
 
 # ---------------------------------------------------------------------- main
+def init_config(directory, overrides):
+    """The architecture of the saved model in ``directory``; dropout may be overridden,
+    the shape-defining sizes may not (the weights would not fit)."""
+    path = os.path.join(directory, "config.json")
+    for name in ("config.json", "model.weights.h5"):
+        if not os.path.exists(os.path.join(directory, name)):
+            raise SystemExit(f"--init-from {directory}: {name} not found")
+    saved = json.load(open(path))
+    keys = {"num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size"}
+    for key in keys:
+        if overrides.get(key) is not None and overrides[key] != saved.get(key):
+            raise SystemExit(f"--init-from {directory}: {key}={overrides[key]} differs from the saved model's "
+                             f"{saved.get(key)} ({path})")
+    config = {k: saved[k] for k in keys | {"max_position_embeddings", "hidden_act"} if k in saved}
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        config[key] = overrides[key] if overrides.get(key) is not None else saved.get(key, 0.0)
+    return config
+
+
 def main(argv=None):
     args = parse_args(argv)
     import keras
@@ -295,9 +317,14 @@ def main(argv=None):
     cfg_path = os.path.join(args.out, "train_config.json")
     if args.resume and os.path.exists(cfg_path):
         config = json.load(open(cfg_path))
+    elif args.init_from:
+        config = init_config(args.init_from, overrides)
     else:
         config = {k: v for k, v in overrides.items() if v is not None}
     model = build_xiangqi_model(config)
+    if args.init_from and not (args.resume and latest_checkpoint(args.out)):
+        model.load_weights(os.path.join(args.init_from, "model.weights.h5"))
+        print(f"initialised from {args.init_from}", file=sys.stderr)
     json.dump(model.xiangqi_config, open(cfg_path, "w"), indent=2)
     optimizer = make_optimizer(args)
     model.compile(optimizer=optimizer, loss=masked_loss, metrics=[masked_accuracy])

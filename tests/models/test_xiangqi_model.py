@@ -111,6 +111,49 @@ def test_resume_continues_with_the_same_optimizer_step(games_file, tmp_path, cap
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_init_from_starts_at_the_saved_weights(games_file, tmp_path, capsys):
+    base = str(tmp_path / "base")
+    model = build_xiangqi_model(dict(TINY, num_hidden_layers=2))
+    save_xiangqi_model(model, base)
+    out = str(tmp_path / "cont")
+    args = ["--games", games_file, "--out", out, "--steps", "2", "--checkpoint-every", "2", "--lr", "0",
+            "--max-len", "96", "--batch-size", "4", "--quiet", "--init-from", base]
+    assert train_xiangqi.main(args) == 0  # lr 0: the result is the starting point
+    assert "initialised from" in capsys.readouterr().err
+    assert json.load(open(os.path.join(out, "config.json")))["num_hidden_layers"] == 2
+    for a, b in zip(_final_weights(out), model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(SystemExit, match="hidden_size=64 differs"):
+        train_xiangqi.main(args[:-2] + ["--init-from", base, "--hidden", "64", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="config.json not found"):
+        train_xiangqi.main(args[:-2] + ["--init-from", str(tmp_path), "--out", str(tmp_path / "y")])
+
+
+@pytest.mark.parametrize("bucket", [8, 128])
+def test_cache_reuse_across_moves_equals_fresh_scoring(bucket):
+    model = build_xiangqi_model(dict(TINY, num_hidden_layers=2))
+    reuse, fresh = MoveScorer(model, bucket=bucket, reserve=12), MoveScorer(model, reuse=False)
+    g = random_games(1, seed=4, plies=40)[0]
+    # one game ply by ply (through the reserve, then a refill), then another game, then a condition change
+    cases = [(g.moves[:i], "red") for i in range(10)] + [(g.moves[:i], "red") for i in (12, 20)] \
+        + [(random_games(1, seed=9, plies=6)[0].moves, "red"), (g.moves[:5], "black")]
+    legal = [Position.from_moves(h).legal_moves() for h, _ in cases]
+    expected = [fresh.score(h, moves, c, greedy=True) for (h, c), moves in zip(cases, legal)]
+    prefills = []
+    prefill = reuse.decoder.prefill  # (the decoder may be shared with `fresh`: count from here on)
+    reuse.decoder.prefill = lambda *a, **k: prefills.append(1) or prefill(*a, **k)
+    for (history, cond), moves, (b, gb) in zip(cases, legal, expected):
+        a, ga = reuse.score(history, moves, cond, greedy=True)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+        assert ga == gb
+    # bucket 128: the first position, the other game and the condition change; bucket 8: the small
+    # cache runs out now and then and is refilled
+    if bucket == 128:
+        assert len(prefills) == 3, len(prefills)
+    else:
+        assert 3 < len(prefills) < len(cases) - 3, len(prefills)
+
+
 def test_batched_scoring_equals_full_forward(tmp_path):
     model = build_xiangqi_model(dict(TINY, num_hidden_layers=2))
     save_xiangqi_model(model, str(tmp_path / "m"))
