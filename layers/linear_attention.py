@@ -68,7 +68,7 @@ def quadratic_kernel_attention(q_feat, k_feat, v, mask=None):
 
 
 def linear_attention(q_feat, k_feat, v, key_mask=None, causal=False, chunk_size=128, layout="blhd",
-                     q_offset=0.0, k_offset=0.0):
+                     q_offset=0.0, k_offset=0.0, key_scale=None):
     """Kernelized attention with feature maps already applied.
 
     Args:
@@ -89,6 +89,11 @@ def linear_attention(q_feat, k_feat, v, key_mask=None, causal=False, chunk_size=
         contractions, ``(E_q + a)(E_k + b)^T V = E_q (E_k^T V) + b E_q 1 (1^T V) +
         a 1 1^T (E_k^T V + b 1 1^T V)``, on ``(m, d)``-sized terms, so the ``n x m``
         sums are never formed; causal attention adds them to the features.
+      key_scale: optional non-negative per-key factor, ``(batch, k_len, heads, 1)``
+        (``'bhld'``: ``(batch, heads, k_len, 1)``): the key features used are
+        ``key_scale * k_feat`` (+ ``k_offset``). Applied to the ``d + 1``-wide values
+        rather than the ``m``-wide features (FAVOR+ keys come as a softmax times a
+        per-key scale, see :func:`layers.performer_attention.softmax_kernel_features`).
 
     Returns:
       ``(batch, q_len, heads, d)`` (``layout='bhld'``: ``(batch, heads, q_len, d)``)
@@ -100,27 +105,35 @@ def linear_attention(q_feat, k_feat, v, key_mask=None, causal=False, chunk_size=
     if not _check_layout(layout):
         to_heads = (lambda x: ops.transpose(x, (0, 2, 1, 3)))
         out = linear_attention(to_heads(q_feat), to_heads(k_feat), to_heads(v), key_mask=key_mask, causal=causal,
-                               chunk_size=chunk_size, layout="bhld", q_offset=q_offset, k_offset=k_offset)
+                               chunk_size=chunk_size, layout="bhld", q_offset=q_offset, k_offset=k_offset,
+                               key_scale=None if key_scale is None else to_heads(key_scale))
         return to_heads(out)
     # heads-first from here: q_feat (b, h, n, m), k_feat (b, h, n, m), v (b, h, n, d)
     q_offset, k_offset = float(q_offset), float(k_offset)
     if causal:
         q_feat = q_feat + q_offset if q_offset else q_feat
         k_feat = k_feat + k_offset if k_offset else k_feat
-    k_feat = _mask_keys(k_feat, key_mask, heads_first=True)
+        if key_scale is not None:
+            k_feat = k_feat * ops.cast(key_scale, k_feat.dtype)
     v = ops.cast(v, k_feat.dtype)
     if not causal:
         # a ones column on v gives the normaliser K'^T 1 in the same contraction (one pass over the features)
         v1 = ops.concatenate([v, ops.ones_like(v[..., :1])], axis=-1)
-        kv = ops.einsum("bhkm,bhkd->bhmd", k_feat, v1)  # (b, h, m, d + 1)
+        mask = None if key_mask is None else ops.cast(key_mask, "bool")[:, None, :, None]
+        if mask is not None:
+            v1 = ops.where(mask, v1, ops.zeros_like(v1))  # masked keys: (d + 1)-wide zeros, not n x m ones
+        if key_scale is None:
+            kv = ops.einsum("bhkm,bhkd->bhmd", k_feat, v1)  # (b, h, m, d + 1)
+        else:
+            kv = ops.einsum("bhkm,bhkd->bhmd", k_feat, ops.cast(key_scale, v1.dtype) * v1)
         if k_offset:
-            if key_mask is not None:
-                v1 = ops.where(ops.cast(key_mask, "bool")[:, None, :, None], v1, ops.zeros_like(v1))
             kv = kv + k_offset * ops.sum(v1, axis=2, keepdims=True)
         out = ops.matmul(q_feat, kv)
         if q_offset:
             out = out + q_offset * ops.sum(kv, axis=2, keepdims=True)
-        return _safe_divide(out[..., :-1], out[..., -1])
+        # no visible key: numerator and denominator are both exactly 0, and 0 / tiny = 0
+        return out[..., :-1] / ops.maximum(out[..., -1:], 1e-30)
+    k_feat = _mask_keys(k_feat, key_mask, heads_first=True)
 
     lq, lk = q_feat.shape[2], k_feat.shape[2]
     if lq is not None and lk is not None and lq != lk:

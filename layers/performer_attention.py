@@ -76,37 +76,48 @@ def _project(x, projection):
 
 
 def softmax_kernel_features(x, projection, is_query, scale=None, epsilon=1e-6, key_mask=None,
-                            key_stabilizer="global", layout="blhd", add_epsilon=True):
+                            key_stabilizer="global", layout="blhd", add_epsilon=True, return_key_scale=False):
     """FAVOR+ positive random features of the softmax kernel (Choromanski et al. 2020,
     Lemma 1: ``exp(x . y) = E_w[exp(w . x - |x|^2 / 2) exp(w . y - |y|^2 / 2)]``):
 
-        phi(x)_r = (exp(w_r . x^ - |x^|^2 / 2 - c) + epsilon) / sqrt(m),   x^ = scale * x
+        phi(x)_r = exp(w_r . x^ - |x^|^2 / 2 - c) + epsilon / m,   x^ = scale * x
 
-    so that ``E[phi(q) . phi(k)] ~ exp(q . k * scale^2)`` (``scale = d^-1/4`` gives
-    softmax's ``1 / sqrt(d)``). ``c`` is a stabiliser (gradient stopped) that
-    cancels in the attention ratio:
+    so that ``E[phi(q) . phi(k)] ~ exp(q . k * scale^2)`` up to the constants
+    ``exp(-c)`` (``scale = d^-1/4`` gives softmax's ``1 / sqrt(d)``). The stabiliser
+    ``c`` (gradient stopped) cancels in the attention ratio ``D^-1 Q' K'^T V``; it is
+    the log-sum-exp of the exponents ``e_r = w_r . x^ - |x^|^2 / 2`` (rather than
+    google-research ``fast_attention``'s max of ``w . x^`` alone, which leaves the
+    largest feature at ``exp(-|x^|^2 / 2)``: for the large query/key norms of
+    pretrained models that is below ``epsilon``, and attention turns uniform):
 
-    * queries: ``max_r w_r . x^`` per token;
-    * keys, ``key_stabilizer='global'``: ``max_{j, r} w_r . x^_j`` per batch and head
-      over the unmasked keys (google-research ``fast_attention.py``);
-    * keys, ``key_stabilizer='causal'``: ``c = max_r w_r . x^_f`` with ``f`` the first
+    * queries: ``c = logsumexp_r e_r`` per token, so ``phi(q) = softmax_r(w_r . q^)``
+      (+ ``epsilon / m``): features sum to 1, ``|q^|^2 / 2`` cancels, and the whole map
+      is one matrix product and one fused softmax;
+    * keys, ``key_stabilizer='global'``: ``c = max_j logsumexp_r e_{j, r}`` per batch
+      and head over the unmasked keys ``j``: the key with the largest mass has
+      features summing to 1;
+    * keys, ``key_stabilizer='causal'``: ``c = logsumexp_r e_{f, r}`` with ``f`` the first
       unmasked key, which every causal query sees, so it never looks at future keys;
-      exponents are clipped at ``60`` (a later key would need features ``e^60``
-      times key ``f``'s for the clip to act), so no overflow whatever the later keys.
+      ``e - c`` is clipped at ``60`` per key (a later key would need ``e^60`` times key
+      ``f``'s mass for the clip to act), so no overflow whatever the later keys.
 
-    Computed as ``exp(w_r . x^ - (|x^|^2 / 2 + c + log(m) / 2)) + epsilon / sqrt(m)``:
-    the per-token terms are summed on the small ``(.., 1)`` tensor first, so the
-    ``m``-wide tensor sees one subtraction, one ``exp`` and one addition.
+    Keys are computed as ``softmax_r(w_r . x^_j) * s_j`` with the per-key scale
+    ``s_j = exp(logsumexp_r e_{j, r} - c)`` (``logsumexp = max_r w_r . x^ - log max_r
+    softmax_r - |x^|^2 / 2``, no second pass over the ``m``-wide tensor);
+    ``return_key_scale=True`` returns ``(softmax, s)`` unmultiplied, so that
+    :func:`layers.linear_attention.linear_attention` can scale the values
+    (``d + 1`` wide) instead of the ``m``-wide features.
 
     Args:
       x: ``(batch, len, heads, d)`` (``layout='bhld'``: ``(batch, heads, len, d)``);
       projection: ``(m, d)``; key_mask: ``(batch, len)``.
-      add_epsilon: False leaves out the ``+ epsilon / sqrt(m)`` (for
+      add_epsilon: False leaves out the ``+ epsilon / m`` (for
         :func:`layers.linear_attention.linear_attention`'s ``q_offset`` /
         ``k_offset``, which add it without another pass over the features).
     Returns:
       ``(batch, len, heads, m)`` (``'bhld'``: ``(batch, heads, len, m)``) float32;
-      masked keys get exactly 0.
+      masked keys get exactly 0. With ``return_key_scale`` (keys): the softmax
+      features and the ``(.., len, 1)``-shaped scale (0 at masked keys), no epsilon.
     """
     axis = _positions_axis(layout)
     x = ops.cast(x, "float32")
@@ -116,38 +127,36 @@ def softmax_kernel_features(x, projection, is_query, scale=None, epsilon=1e-6, k
     scale = d ** -0.25 if scale is None else scale
     # the scale goes into the small (m, d) projection, not into the (.., n, d) input
     dash = _project(x, projection * scale)
-    # per-token offset: |x^|^2 / 2 plus log(sqrt(m)), which folds the 1 / sqrt(m) into the exponent
-    offset = (0.5 * scale * scale) * ops.sum(ops.square(x), axis=-1, keepdims=True) + 0.5 * math.log(m)
-    eps = epsilon / math.sqrt(m)
+    eps = epsilon / m
+    probs = ops.softmax(dash, axis=-1)
     if is_query:
-        stab = ops.max(dash, axis=-1, keepdims=True)
-        feats = ops.exp(dash - (offset + ops.stop_gradient(stab)))
-        return feats + eps if add_epsilon else feats
+        return probs + eps if add_epsilon else probs
 
+    # per-key log-sum-exp of the exponents, from the softmax: lse(dash) = max dash - log max softmax
+    norm = (0.5 * scale * scale) * ops.sum(ops.square(x), axis=-1, keepdims=True)
+    # (its gradient is softmax(dash), that of the log-sum-exp, so probs * exp(lse - c) differentiates
+    # as exp(dash - |x^|^2 / 2 - c); only the stabiliser c is gradient-stopped)
+    lse = ops.max(dash, axis=-1, keepdims=True) - ops.log(ops.max(probs, axis=-1, keepdims=True)) - norm
     mask = None if key_mask is None else _key_mask(key_mask, layout)
     if key_stabilizer == "global":
-        masked = dash if mask is None else ops.where(mask, dash, _NEG)
-        # feature axis first (contiguous), then positions: same value, far cheaper than one (axis, -1) reduction
-        stab = ops.max(ops.max(masked, axis=-1, keepdims=True), axis=axis, keepdims=True)
+        masked = lse if mask is None else ops.where(mask, lse, _NEG)
+        stab = ops.max(masked, axis=axis, keepdims=True)
+        expo = lse - ops.stop_gradient(stab)
     elif key_stabilizer == "causal":
         if key_mask is None:
-            first = dash[:, :1] if axis == 1 else dash[:, :, :1]
+            first = lse[:, :1] if axis == 1 else lse[:, :, :1]
         else:
             idx = ops.argmax(ops.cast(key_mask, "int32"), axis=1)
-            first = ops.take_along_axis(dash, ops.reshape(idx, (-1, 1, 1, 1)), axis=axis)
-        stab = ops.max(first, axis=-1, keepdims=True)
+            first = ops.take_along_axis(lse, ops.reshape(idx, (-1, 1, 1, 1)), axis=axis)
+        expo = ops.minimum(lse - ops.stop_gradient(first), _CAUSAL_CLIP)
     else:
         raise ValueError(f"key_stabilizer must be 'global' or 'causal', got {key_stabilizer!r}")
-    expo = dash - (offset + ops.stop_gradient(stab))
-    if key_stabilizer == "causal":
-        expo = ops.minimum(expo, _CAUSAL_CLIP - 0.5 * math.log(m))
-    if mask is not None:
-        expo = ops.where(mask, expo, _NEG)
-    feats = ops.exp(expo)
+    key_scale = ops.exp(expo if mask is None else ops.where(mask, expo, _NEG))
+    if return_key_scale:
+        return probs, key_scale
+    feats = probs * key_scale
     if add_epsilon:
-        feats = feats + eps
-    if mask is not None and add_epsilon:
-        feats = ops.where(mask, feats, ops.zeros_like(feats))
+        feats = feats + eps if mask is None else ops.where(mask, feats + eps, ops.zeros_like(feats))
     return feats
 
 
@@ -174,7 +183,7 @@ class PerformerAttention(MultiHeadAttention):
     arXiv:2009.14794). Same weights, same call signature (padding masks, causal,
     key/value cache); only :meth:`attend` differs:
 
-        phi(x) = (exp(W x^ - |x^|^2 / 2 - c) + eps) / sqrt(m),   x^ = x / d^(1/4)
+        phi(x) = exp(W x^ - |x^|^2 / 2 - c) + eps / m,   x^ = x / d^(1/4)
         bidirectional:  out = D^-1 (Q' (K'^T V)),   D = diag(Q' (K'^T 1))
         causal:         the same with A = tril(Q' K'^T), chunked prefix sums
 
@@ -186,22 +195,21 @@ class PerformerAttention(MultiHeadAttention):
     ``sum K'^T V`` across chunks with ``ops.cumsum`` (memory
     ``O(n m + (n / c) m d)``), see :func:`layers.linear_attention.linear_attention`.
 
-    Stabilisers (cancel exactly in the attention ratio, up to ``eps``):
-    queries use the per-token ``max_r w_r . x^``; bidirectional keys use the max over
-    unmasked positions and features (google-research ``fast_attention.py``). That
-    key max would leak future keys into causal outputs (a huge future key rescales,
+    Stabilisers (cancel exactly in the attention ratio, up to ``eps``), see
+    :func:`softmax_kernel_features`: queries are normalised per token (log-sum-exp of
+    their exponents, i.e. ``phi(q) = softmax(W q^)``); bidirectional keys use the max
+    over unmasked keys of the per-key log-sum-exp (the reference ``fast_attention.py``
+    uses ``max w . x^`` without the ``-|x^|^2 / 2`` term, which for the large norms of
+    pretrained queries and keys pushes every feature below ``eps``). A max over all
+    keys would leak future keys into causal outputs (a huge future key rescales,
     through ``eps`` and underflow, what earlier queries see) and a per-key
     stabiliser would break the ratio, so for ``use_causal_mask=True`` and for
     cached decoding the key stabiliser is one constant per batch and head computed
-    only from a key every query sees: ``c = max_r w_r . x^_f``, ``f`` the first
-    unmasked key (the reference's formula restricted to that key). Key exponents
-    are then clipped at ``+60``: a no-op unless a later key's feature exceeds key
-    ``f``'s largest by ``e^60``, and it bounds every feature by ``e^60`` so that
-    float32 sums cannot overflow. Outputs at position ``i`` depend on keys
-    ``<= i`` only, and cached decoding reproduces the full causal pass. (A
-    data-independent floor such as ``max_r |w_r|^2 / 2 - 60``, which bounds
-    ``w . x^ - |x^|^2 / 2``, was rejected: for ``d >= ~100`` it pushes typical
-    features below ``eps``.)
+    only from a key every query sees: the log-sum-exp of the first unmasked key
+    ``f``. Each key's ``lse - c`` is then clipped at ``+60``: a no-op unless a later
+    key's mass exceeds key ``f``'s by ``e^60``, and it bounds every feature by
+    ``e^60`` so that float32 sums cannot overflow. Outputs at position ``i`` depend on
+    keys ``<= i`` only, and cached decoding reproduces the full causal pass.
 
     Random features: ``feature_type='orthogonal'`` (block-orthogonal rows with
     chi-distributed norms) or ``'iid'``. ``W`` is a non-trainable weight (saved
@@ -296,11 +304,11 @@ class PerformerAttention(MultiHeadAttention):
         """Features ``phi(x)`` of split heads ``x`` ``(batch, len, heads, key_size)``
         (``layout='bhld'``: heads first) with the current projection; keys use the causal
         stabiliser when ``causal``. ``add_epsilon=False`` (softmax kernel only) leaves out
-        the constant ``epsilon / sqrt(m)``, see :meth:`feature_offset`."""
+        the constant ``epsilon / m``, see :meth:`feature_offset`."""
         if self.kernel == "relu":
             return relu_kernel_features(x, self.projection, self.feature_epsilon,
                                         key_mask=None if is_query else key_mask, layout=layout)
-        scale = self.key_size ** -0.25 if self.attention_scale else 1.0
+        scale = self._feature_scale
         if is_query:
             return softmax_kernel_features(x, self.projection, True, scale, self.feature_epsilon, layout=layout,
                                            add_epsilon=add_epsilon)
@@ -309,9 +317,13 @@ class PerformerAttention(MultiHeadAttention):
                                        add_epsilon=add_epsilon)
 
     @property
+    def _feature_scale(self):
+        return self.key_size ** -0.25 if self.attention_scale else 1.0
+
+    @property
     def feature_offset(self):
         """The constant that ``feature_map(..., add_epsilon=False)`` leaves out (softmax kernel)."""
-        return self.feature_epsilon / math.sqrt(self.nb_features)
+        return self.feature_epsilon / self.nb_features
 
     def _check_linearisable(self, full_mask, attention_bias):
         if full_mask is not None:
@@ -342,14 +354,22 @@ class PerformerAttention(MultiHeadAttention):
         # heads first: q, k, v are only key_size wide, so transposing them is cheap, and then every
         # m-wide contraction is a plain batched matrix product
         to_heads = (lambda x: ops.transpose(x, (0, 2, 1, 3)))
-        # bidirectional softmax kernel: epsilon / sqrt(m) is folded into the contractions (no n x m pass)
-        fold = self.kernel == "softmax" and not causal
-        offset = self.feature_offset if fold else 0.0
-        qf = self.feature_map(to_heads(q), True, layout="bhld", add_epsilon=not fold)
-        kf = self.feature_map(to_heads(k), False, key_mask=key_mask, causal=causal, layout="bhld",
-                              add_epsilon=not fold)
-        out = linear_attention(qf, kf, to_heads(v), key_mask=key_mask, causal=causal, chunk_size=self.chunk_size,
-                               layout="bhld", q_offset=offset, k_offset=offset)
+        qh, kh, vh = to_heads(q), to_heads(k), to_heads(v)
+        if self.kernel == "softmax" and not causal:
+            # bidirectional FAVOR+: epsilon / m folded into the contractions and the per-key scale
+            # applied to the (d + 1)-wide values: the n x m tensors are two matmul outputs and two softmaxes
+            offset = self.feature_offset
+            qf = self.feature_map(qh, True, layout="bhld", add_epsilon=False)
+            kf, key_scale = softmax_kernel_features(
+                kh, self.projection, False, self._feature_scale, self.feature_epsilon, key_mask=key_mask,
+                layout="bhld", return_key_scale=True)
+            out = linear_attention(qf, kf, vh, key_mask=key_mask, layout="bhld", q_offset=offset, k_offset=offset,
+                                   key_scale=key_scale)
+        else:
+            qf = self.feature_map(qh, True, layout="bhld")
+            kf = self.feature_map(kh, False, key_mask=key_mask, causal=causal, layout="bhld")
+            out = linear_attention(qf, kf, vh, key_mask=key_mask, causal=causal, chunk_size=self.chunk_size,
+                                   layout="bhld")
         return ops.cast(to_heads(out), v.dtype)
 
     def get_config(self):

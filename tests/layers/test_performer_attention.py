@@ -29,26 +29,27 @@ def np64(x):
 
 # ------------------------------------------------------------------ NumPy float64 reference
 def np_favor(x, w, is_query, eps=1e-6, key_mask=None, stabilizer="global"):
-    """FAVOR+ positive features, written independently from the layer."""
+    """FAVOR+ positive features exp(w.x^ - |x^|^2/2 - c) + eps/m, written independently from the
+    layer: c = log-sum-exp of the exponents per query; for keys the max over valid keys of each
+    key's log-sum-exp ('global') or the first valid key's ('causal', per-key exponent mass
+    clipped at e^60)."""
     x = np.asarray(x, "float64") / x.shape[-1] ** 0.25
     w = np.asarray(w, "float64")
-    dash = x @ w.T
-    diag = 0.5 * np.sum(x**2, axis=-1, keepdims=True)
+    m = w.shape[0]
+    expo = x @ w.T - 0.5 * np.sum(x**2, axis=-1, keepdims=True)
+    top = expo.max(axis=-1, keepdims=True)
+    lse = top + np.log(np.exp(expo - top).sum(axis=-1, keepdims=True))
     valid = np.ones(x.shape[:2], bool) if key_mask is None else np.asarray(key_mask, bool)
     if is_query:
-        stab = dash.max(axis=-1, keepdims=True)
-    elif stabilizer == "global":
-        stab = np.where(valid[:, :, None, None], dash, -np.inf).max(axis=(1, 3), keepdims=True)
-    else:  # causal: first valid key's max, exponents clipped at 60
+        return np.exp(expo - lse) + eps / m
+    if stabilizer == "global":
+        stab = np.where(valid[:, :, None, None], lse, -np.inf).max(axis=1, keepdims=True)
+        feats = np.exp(expo - stab)
+    else:
         first = valid.argmax(axis=1)
-        stab = dash[np.arange(len(first)), first].max(axis=-1)[:, None, :, None]
-    expo = dash - diag - stab
-    if not is_query and stabilizer == "causal":
-        expo = np.minimum(expo, 60.0)
-    feats = (np.exp(expo) + eps) / np.sqrt(w.shape[0])
-    if not is_query:
-        feats = feats * valid[:, :, None, None]
-    return feats
+        stab = lse[np.arange(len(first)), first][:, None]
+        feats = np.exp(expo - lse + np.minimum(lse - stab, 60.0))
+    return (feats + eps / m) * valid[:, :, None, None]
 
 
 def np_relu(x, w, eps=1e-3):
