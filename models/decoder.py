@@ -105,13 +105,16 @@ class CachedDecoder:
 
 
 def _compile(fn, model):
-    """Trace ``fn`` once per input shape: tf.function on TensorFlow, jax.jit
-    over the model's variables on JAX, eager elsewhere."""
+    """Trace ``fn`` once per input shape: tf.function compiled by XLA on TensorFlow
+    (decoding is a chain of small matrix-vector products: XLA's fused elementwise
+    ops and in-place cache updates make a GPT-2-small token ~12% faster on a 2-core
+    CPU, see docs/benchmarks.md), jax.jit over the model's variables on JAX, eager
+    elsewhere."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, reduce_retracing=False)
+        return tf.function(fn, reduce_retracing=False, jit_compile=True)
     if backend == "jax":
         import jax
 
