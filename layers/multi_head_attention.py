@@ -113,10 +113,11 @@ class MultiHeadAttention(keras.layers.Layer):
             if cache_index is None:
                 raise ValueError(f"{self.name}: cache_index is required with cache")
             index = ops.cast(cache_index, "int32")
-            start = [0, 0, index, 0]
-            k = ops.slice_update(cache[:, 0], start, ops.cast(ops.transpose(k, (0, 2, 1, 3)), cache.dtype))
-            v = ops.slice_update(cache[:, 1], start, ops.cast(ops.transpose(v, (0, 2, 1, 3)), cache.dtype))
-            cache = ops.stack([k, v], axis=1)
+            # one in-place update of the (b, 2, h, t, d) cache with the new (b, 2, h, lq, d) slice, then
+            # views of its two halves (no stack: a full copy of the cache per layer and token)
+            new = ops.cast(ops.stack([k, v], axis=1), cache.dtype)  # (b, 2, lq, h, d): small
+            cache = ops.slice_update(cache, [0, 0, 0, index, 0], ops.transpose(new, (0, 1, 3, 2, 4)))
+            k, v = cache[:, 0], cache[:, 1]
             if type(self).attend is MultiHeadAttention.attend:
                 o = self._attend_cached(q, k, v, attention_mask, attention_bias, use_causal_mask, index, training)
             else:  # subclasses keep the (batch, length, heads, size) contract

@@ -28,7 +28,8 @@ class TokenEmbedding(keras.layers.Embedding):
             return super().call(inputs)
         if mode == "dense":
             kernel = ops.cast(self.embeddings, self.compute_dtype)
-            return ops.matmul(inputs, ops.transpose(kernel))
+            # contract with the (vocab, hidden) table as stored: no transposed copy of it
+            return ops.einsum("...d,vd->...v", inputs, kernel)
         raise ValueError(f"TokenEmbedding: mode must be 'embedding' or 'dense', got {mode!r}")
 
     def compute_mask(self, inputs, mask=None):
