@@ -180,6 +180,28 @@ def test_own_jsonl_round_trip(tmp_path):
     assert read_games(path)[0] == recs
 
 
+def test_gzip_files_read_like_plain_ones(tmp_path):
+    """*.gz game files (the bundled model ships its training games compressed) are read as they are:
+    the same games and counts as the plain file, for JSONL and PGN, bad lines included."""
+    import gzip
+
+    plain = tmp_path / "bad.pgn"
+    plain.write_text(PGN_BAD, encoding="utf-8")
+    packed = tmp_path / "bad.pgn.gz"
+    packed.write_bytes(gzip.compress(PGN_BAD.encode("utf-8")))
+    (got, got_stats), (ref, ref_stats) = read_games(str(packed)), read_pgn(str(plain))
+    assert [(g.moves, g.result, g.fen) for g in got] == [(g.moves, g.result, g.fen) for g in ref] and len(got) == 2
+    assert (got_stats.read, got_stats.kept, got_stats.corrupt_lines, got_stats.illegal_games, got_stats.duplicates) \
+        == (ref_stats.read, ref_stats.kept, ref_stats.corrupt_lines, ref_stats.illegal_games, ref_stats.duplicates)
+    recs = [GameRecord(moves=G1, result="red", id="a"), GameRecord(moves=G2, result="draw", id="b")]
+    lines = [r.to_json() for r in recs] + ["not json"]
+    jpath = tmp_path / "own.jsonl.gz"
+    jpath.write_bytes(gzip.compress(("\n".join(json.dumps(x) if isinstance(x, dict) else x for x in lines)
+                                     + "\n").encode("utf-8")))
+    games, stats = read_games(str(jpath))
+    assert games == recs and (stats.read, stats.kept, stats.corrupt_lines) == (3, 2, 1)
+
+
 def test_own_jsonl_bad_file_counts(tmp_path):
     good = [GameRecord(moves=m, result="draw", id=str(i)).to_json() for i, m in enumerate((G1, G2, G3))]
     path = _lines(tmp_path / "own_bad.jsonl", [

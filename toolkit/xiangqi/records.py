@@ -21,6 +21,7 @@ Own JSONL, one object per line::
 """
 
 import dataclasses
+import gzip
 import json
 import os
 import re
@@ -164,8 +165,15 @@ class _Collector:
         self.stats.kept += 1
 
 
+def _open_text(path):
+    """Text reader for ``path``; ``*.gz`` files are decompressed on the fly."""
+    if str(path).lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
 def _json_lines(path):
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with _open_text(path) as f:
         for n, line in enumerate(f, 1):
             if line.strip():
                 yield n, line
@@ -237,7 +245,7 @@ _MOVE_NO = re.compile(r"^\d+\.+")
 def _pgn_blocks(path):
     """(first line number, headers dict, movetext) per game."""
     headers, text, start, in_moves = {}, [], None, False
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with _open_text(path) as f:
         for n, raw in enumerate(f, 1):
             line = raw.strip()
             if not line:
@@ -325,9 +333,10 @@ def read_pgn(path, seen=None, validate=True, terminations=False):
 
 def read_games(path, fmt=None, **kw):
     """Any of the three formats: ``fmt`` in {'seed', 'jsonl', 'pgn'} or guessed
-    from the extension / the first record."""
+    from the extension / the first record; gzip-compressed files (``*.gz``) are read
+    as they are."""
     if fmt is None:
-        if str(path).lower().endswith(".pgn"):
+        if str(path).lower().removesuffix(".gz").endswith(".pgn"):
             fmt = "pgn"
         else:
             fmt = "jsonl"
