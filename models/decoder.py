@@ -14,24 +14,39 @@ import numpy as np
 from keras import ops
 
 
+# TensorFlow: XLA compiles the decoding functions of models up to this many weight bytes. Measured on a
+# 2-core CPU (docs/benchmarks.md): GPT-2 small (0.5 GB) decodes 43 -> 49 tok/s with XLA (fused small
+# ops), CPM-LM (10.4 GB) 0.286 -> 0.310 s/token (its large matrix-vector products run faster in TF's
+# own oneDNN kernels than in XLA's).
+XLA_AUTO_MAX_BYTES = 2 * 2**30
+
+
 class CachedDecoder:
     """Wraps a built ``GPT2`` transformer. Methods take and return NumPy.
 
     ``prefill(prompts) -> (logits_last, state)``; ``step(token_ids, state) ->
     (logits, state)``; ``reorder(state, rows)`` for beam search. ``state`` is
-    an opaque dict."""
+    an opaque dict. ``jit_compile``: on TensorFlow, compile the prefill and step
+    functions with XLA (``'auto'``: for models of at most
+    :data:`XLA_AUTO_MAX_BYTES` of weights)."""
 
-    def __init__(self, transformer, bucket=64):
+    def __init__(self, transformer, bucket=64, jit_compile="auto"):
         if transformer.model is None:
             raise ValueError("build the transformer before decoding")
+        if jit_compile not in ("auto", True, False):
+            raise ValueError(f"jit_compile must be 'auto', True or False, got {jit_compile!r}")
         self.t = transformer
         self.bucket = int(bucket)
         self.max_position = transformer.max_position_limit
         self.layers = transformer.num_hidden_layers
         self.heads = transformer.num_attention_heads
         self.head_size = transformer.attention_head_size
-        self._prefill = _compile(self._prefill_fn, transformer.model)
-        self._step = _compile(self._step_fn, transformer.model)
+        if jit_compile == "auto":
+            weight_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in transformer.model.weights)
+            jit_compile = weight_bytes <= XLA_AUTO_MAX_BYTES
+        self.jit_compile = bool(jit_compile)
+        self._prefill = _compile(self._prefill_fn, transformer.model, self.jit_compile)
+        self._step = _compile(self._step_fn, transformer.model, self.jit_compile)
 
     # ------------------------------------------------------- traced bodies
     def _forward(self, token_ids, caches, cache_index, key_mask, offsets):
@@ -104,17 +119,15 @@ class CachedDecoder:
         return dict(state, caches=caches, key_mask=state["key_mask"][rows], offsets=state["offsets"][rows])
 
 
-def _compile(fn, model):
-    """Trace ``fn`` once per input shape: tf.function compiled by XLA on TensorFlow
-    (decoding is a chain of small matrix-vector products: XLA's fused elementwise
-    ops and in-place cache updates make a GPT-2-small token ~12% faster on a 2-core
-    CPU, see docs/benchmarks.md), jax.jit over the model's variables on JAX, eager
+def _compile(fn, model, jit_compile=False):
+    """Trace ``fn`` once per input shape: tf.function on TensorFlow (compiled by
+    XLA with ``jit_compile``), jax.jit over the model's variables on JAX, eager
     elsewhere."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, reduce_retracing=False, jit_compile=True)
+        return tf.function(fn, reduce_retracing=False, jit_compile=bool(jit_compile))
     if backend == "jax":
         import jax
 

@@ -41,6 +41,28 @@ def test_cached_greedy_equals_full_recomputation(gpt):
         logits, state = decoder.step(nxt, state)
 
 
+def test_xla_and_plain_decoders_agree(gpt):
+    """``jit_compile`` (XLA on TensorFlow; 'auto' picks it for small models) changes speed only:
+    the same logits, step by step, as the plain tf.function / jax.jit decoder."""
+    import keras
+
+    from models.decoder import CachedDecoder
+
+    auto = gpt.cached_decoder()
+    assert auto.jit_compile is True  # a tiny model is far under XLA_AUTO_MAX_BYTES
+    plain = CachedDecoder(gpt.transformer, jit_compile=False)
+    xla = CachedDecoder(gpt.transformer, jit_compile=True)
+    (a, sa), (b, sb) = plain.prefill(PROMPTS, 6), xla.prefill(PROMPTS, 6)
+    for _ in range(6):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+        nxt = np.argmax(a, -1)
+        (a, sa), (b, sb) = plain.step(nxt, sa), xla.step(nxt, sb)
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="jit_compile"):
+        CachedDecoder(gpt.transformer, jit_compile="xla")
+    assert keras.backend.backend() in ("tensorflow", "jax")
+
+
 def test_padded_array_input_and_single_prompt(gpt):
     arr = np.zeros((2, 7), "int32")
     arr[0, :7] = PROMPTS[0]
