@@ -6,7 +6,9 @@ setup(
     description="bert4keras-style transformer toolkit for Keras 3: BERT/GPT-2 builder, "
     "real checkpoint loading, long-text BERT, linear-time attention.",
     packages=["toolkit", "toolkit.xiangqi", "layers", "models"],
-    package_data={"models": ["xiangqi_model/*"]},
+    # the bundled Xiangqi GPT; its training games (xiangqi_model/train_games.jsonl.gz) stay in the source tree
+    package_data={"models": ["xiangqi_model/config.json", "xiangqi_model/model.weights.h5",
+                             "xiangqi_model/MODEL_CARD.md"]},
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.6",
