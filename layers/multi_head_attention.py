@@ -32,6 +32,15 @@ class MultiHeadAttention(keras.layers.Layer):
     the new positions only and attend to the whole cache, so ``attention_mask``
     (if given) must cover ``max_len`` keys.
 
+    Shared read-only prefix (scoring many continuations of one context, e.g.
+    every candidate move of a position): ``cache_mode='prefix'`` with a cache of
+    batch 1 (or ``batch``) and ``attention_mask`` its ``(1 or batch, max_len)``
+    key mask. Each of the ``batch`` rows of new tokens attends to the masked
+    prefix and, causally, to its own new tokens; the cache is neither written nor
+    copied per row (the call returns it unchanged), so the cost is that of the new
+    tokens only. Equals writing the new keys at ``cache_index`` of a per-row copy
+    of the cache (``cache_mode='update'``, the default).
+
     Subclasses (``PerformerAttention``, ``TaylorAttention``) keep the weights
     and the call contract and override :meth:`attend`.
 
@@ -101,6 +110,7 @@ class MultiHeadAttention(keras.layers.Layer):
         use_causal_mask=False,
         cache=None,
         cache_index=None,
+        cache_mode="update",
         training=None,
     ):
         value = query if value is None else value
@@ -109,10 +119,22 @@ class MultiHeadAttention(keras.layers.Layer):
         k = self._split_heads(self.key_dense(key), self.key_size)
         v = self._split_heads(self.value_dense(value), self.head_size)
 
-        if cache is not None:
+        if cache_mode not in ("update", "prefix"):
+            raise ValueError(f"{self.name}: cache_mode must be 'update' or 'prefix', got {cache_mode!r}")
+        if cache is not None and cache_mode == "prefix" and type(self).attend is MultiHeadAttention.attend:
+            o = self._attend_prefix(q, k, v, cache, attention_mask, training)
+        elif cache is not None:
             if cache_index is None:
                 raise ValueError(f"{self.name}: cache_index is required with cache")
             index = ops.cast(cache_index, "int32")
+            if cache_mode == "prefix":  # subclasses: a per-row copy of the prefix, then the usual update
+                shared, rows = cache, ops.shape(q)[0]
+                cache = ops.broadcast_to(cache, (rows,) + tuple(ops.shape(cache)[1:]))
+                if attention_mask is not None:
+                    attention_mask = ops.broadcast_to(attention_mask, (rows,) + tuple(ops.shape(attention_mask)[1:]))
+                    attention_mask = ops.cast(ops.slice_update(
+                        ops.cast(attention_mask, "int32"), [0, index], ops.ones((rows, ops.shape(q)[1]), "int32")),
+                        "bool")
             # one in-place update of the (b, 2, h, t, d) cache with the new (b, 2, h, lq, d) slice, then
             # views of its two halves (no stack: a full copy of the cache per layer and token)
             new = ops.cast(ops.stack([k, v], axis=1), cache.dtype)  # (b, 2, lq, h, d): small
@@ -135,6 +157,8 @@ class MultiHeadAttention(keras.layers.Layer):
         shape = ops.shape(o)
         o = ops.reshape(o, (shape[0], shape[1], self.num_heads * self.head_size))
         o = self.output_dense(o)
+        if cache is not None and cache_mode == "prefix":
+            return o, (cache if type(self).attend is MultiHeadAttention.attend else shared)
         if cache is not None:
             return o, cache
         return o
@@ -148,6 +172,30 @@ class MultiHeadAttention(keras.layers.Layer):
         probs = self._probabilities(ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))), mask, attention_bias, v.dtype,
                                     training)
         return ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))
+
+    def _attend_prefix(self, q, k, v, cache, prefix_mask, training):
+        """New queries/keys/values ``(b, lq, h, d)`` over a read-only prefix cache
+        ``(1 or b, 2, h, max_len, d)`` (keys masked by ``prefix_mask`` ``(1 or b,
+        max_len)``) plus the new keys, causally; one softmax over both parts."""
+        q = ops.transpose(q, (0, 2, 1, 3))  # (b, h, lq, d)
+        kn, vn = ops.transpose(k, (0, 2, 1, 3)), ops.transpose(v, (0, 2, 1, 3))
+        kp, vp = ops.cast(cache[:, 0], q.dtype), ops.cast(cache[:, 1], q.dtype)  # (1 or b, h, t, d)
+        lq, t = ops.shape(q)[2], ops.shape(kp)[2]
+        scores = ops.concatenate([ops.matmul(q, ops.transpose(kp, (0, 1, 3, 2))),
+                                  ops.matmul(q, ops.transpose(kn, (0, 1, 3, 2)))], axis=-1)
+        causal = self.combined_mask(lq, lq, None, None, True)  # (1, 1, lq, lq)
+        if prefix_mask is None:
+            prefix = ops.ones((1, 1, lq, t), "bool")
+        else:
+            if len(prefix_mask.shape) != 2:
+                raise ValueError(f"{self.name}: with cache_mode='prefix', attention_mask must be the prefix's "
+                                 f"(1 or batch, max_len) key mask; got shape {tuple(prefix_mask.shape)}")
+            prefix = ops.broadcast_to(ops.cast(prefix_mask, "bool")[:, None, None, :],
+                                      (ops.shape(prefix_mask)[0], 1, lq, t))
+        mask = ops.concatenate([prefix, ops.broadcast_to(causal, (ops.shape(prefix)[0], 1, lq, lq))], axis=-1)
+        probs = self._probabilities(scores, mask, None, v.dtype, training)
+        o = ops.matmul(probs[..., :t], vp) + ops.matmul(probs[..., t:], vn)
+        return ops.transpose(o, (0, 2, 1, 3))
 
     def _probabilities(self, scores, mask, attention_bias, dtype, training):
         """softmax(scores / sqrt(d) + bias, masked) in float32, then dropout; scores ``(b, h, q, k)``."""

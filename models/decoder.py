@@ -47,14 +47,15 @@ class CachedDecoder:
         self.jit_compile = bool(jit_compile)
         self._prefill = _compile(self._prefill_fn, transformer.model, self.jit_compile)
         self._step = _compile(self._step_fn, transformer.model, self.jit_compile)
+        self._continue = _compile(self._continue_fn, transformer.model, self.jit_compile)
 
     # ------------------------------------------------------- traced bodies
-    def _forward(self, token_ids, caches, cache_index, key_mask, offsets):
+    def _forward(self, token_ids, caches, cache_index, key_mask, offsets, cache_mode="update"):
         t = self.t
         x = t.embed(token_ids, start_index=offsets)
         new = []
         for i in range(self.layers):
-            x, c = t.apply_main(x, key_mask, i, cache=caches[i], cache_index=cache_index)
+            x, c = t.apply_main(x, key_mask, i, cache=caches[i], cache_index=cache_index, cache_mode=cache_mode)
             new.append(c)
         x = t.layers["Output-Norm"](x)
         logits = t.layers["Embedding-Token"](x, mode="dense")
@@ -67,6 +68,10 @@ class CachedDecoder:
     def _step_fn(self, token_ids, caches, cache_index, key_mask, offsets):
         logits, caches = self._forward(token_ids, caches, cache_index, key_mask, offsets + cache_index)
         return logits[:, -1], caches
+
+    def _continue_fn(self, token_ids, caches, cache_index, key_mask, offsets):
+        logits, _ = self._forward(token_ids, caches, cache_index, key_mask, offsets + cache_index, "prefix")
+        return logits
 
     # --------------------------------------------------------------- public
     def cache_length(self, prompt_len, max_new_tokens):
@@ -101,16 +106,43 @@ class CachedDecoder:
         return ops.convert_to_numpy(logits), state
 
     def step(self, token_ids, state):
-        """Feed one token per row; returns next logits ``(batch, vocab)``."""
+        """Feed one token per row (``(batch,)``), or ``length`` tokens per row
+        (``(batch, length)``: one call, the same as ``length`` single steps);
+        returns the logits after the last one ``(batch, vocab)``."""
         index = state["index"]
-        if index >= state["total"]:
-            raise ValueError(f"cache full: {state['total']} positions")
-        ids = np.asarray(token_ids, "int32").reshape(-1, 1)
+        ids = np.asarray(token_ids, "int32")
+        ids = ids.reshape(-1, 1) if ids.ndim <= 1 else ids
+        if ids.ndim != 2 or ids.shape[1] < 1:
+            raise ValueError(f"token_ids must have shape (batch,) or (batch, length), got {np.shape(token_ids)}")
+        if index + ids.shape[1] > state["total"]:
+            raise ValueError(f"cache full: {state['total']} positions ({ids.shape[1]} new tokens at {index})")
         key_mask = state["key_mask"].copy()
-        key_mask[:, index] = ids[:, 0] != 0  # id 0 is padding, as in the full forward pass
+        key_mask[:, index:index + ids.shape[1]] = ids != 0  # id 0 is padding, as in the full forward pass
         logits, caches = self._step(ids, state["caches"], np.int32(index), key_mask, state["offsets"])
-        new = dict(state, caches=caches, index=index + 1, key_mask=key_mask)
+        new = dict(state, caches=caches, index=index + ids.shape[1], key_mask=key_mask)
         return ops.convert_to_numpy(logits), new
+
+    def score_continuations(self, token_ids, state):
+        """Logits after each prefix of each continuation of a batch-1 ``state``:
+        ``token_ids`` ``(rows, length)`` (every row a possible continuation of the
+        same context, no padding) gives ``(rows, length, vocab)``, where
+        ``[r, i]`` are the next-token logits after the context and
+        ``token_ids[r, :i + 1]``. Every row reads the one shared cache (no per-row
+        copy, no state change: ``state`` stays valid), so scoring ``rows``
+        candidates costs ``rows * length`` new tokens, not ``rows`` caches.
+        Equals ``reorder`` to ``rows`` copies and ``length`` ``step`` calls."""
+        ids = np.asarray(token_ids, "int32")
+        if ids.ndim != 2 or ids.shape[1] < 1:
+            raise ValueError(f"token_ids must have shape (rows, length >= 1), got {ids.shape}")
+        if state["key_mask"].shape[0] != 1:
+            raise ValueError(f"score_continuations needs a batch-1 state, got batch {state['key_mask'].shape[0]}")
+        index = state["index"]
+        if index + ids.shape[1] > state["total"]:
+            raise ValueError(f"{ids.shape[1]} continuation tokens at position {index} exceed the cache's "
+                             f"{state['total']} positions")
+        offsets = np.repeat(state["offsets"], ids.shape[0])
+        logits = self._continue(ids, state["caches"], np.int32(index), state["key_mask"], offsets)
+        return ops.convert_to_numpy(logits)
 
     def reorder(self, state, rows):
         """Select/duplicate batch rows (beam search)."""

@@ -56,15 +56,17 @@ class GPT2(Transformer):
                        arguments=None if isinstance(start_index, int) and start_index == 0 else {"start_index": start_index})
         return self.apply(x, keras.layers.Dropout, "Embedding-Dropout", rate=self.dropout_rate)
 
-    def apply_main(self, x, mask, index, cache=None, cache_index=None):
+    def apply_main(self, x, mask, index, cache=None, cache_index=None, cache_mode="update"):
         """Pre-LN block: LN -> Att -> Add -> LN -> FFN -> Add. With ``cache``
-        returns ``(x, new_cache)``."""
+        returns ``(x, new_cache)`` (``cache_mode``: see ``MultiHeadAttention``)."""
         att = f"Transformer-{index}-MultiHeadSelfAttention"
         ffn = f"Transformer-{index}-FeedForward"
         y = self.apply(x, keras.layers.LayerNormalization, f"{att}-Norm", epsilon=self.layer_norm_eps)
         args = {"attention_mask": mask, "use_causal_mask": True}
         if cache is not None:
             args.update(cache=cache, cache_index=cache_index)
+            if cache_mode != "update":
+                args.update(cache_mode=cache_mode)
         y = self.apply(y, self.attention_layer_class(), att, arguments=args, **self.attention_layer_kwargs())
         if cache is not None:
             y, cache = y

@@ -161,12 +161,14 @@ class MoveScorer:
     """Scores every candidate move of a position in one batched pass.
 
     ``score(history, candidates, condition)``: prefill ``[condition] + history``
-    once (batch 1), reorder the KV cache to the candidate rows, then three
-    ``step`` calls feeding characters 1-3 of each candidate; the first
-    character's logits come from the prefill. Returns the log-probability of
+    once (batch 1), then one ``score_continuations`` call feeding characters 1-3
+    of every candidate, all rows attending to the one batch-1 history cache
+    (no per-candidate copy of it); the first character's logits come from the
+    prefill. Returns the log-probability of
     each 4-character move. ``condition``: 'red' | 'black' | 'draw' | 'any'/None.
     With ``greedy=True`` also returns the unconstrained greedy 4-character
-    string (one extra row that feeds its own argmax).
+    string (one extra row that feeds its own argmax; this path copies the cache
+    to the candidate rows and runs three ``step`` calls).
 
     Across calls the scorer keeps the batch-1 cache of the last history: when the
     next history extends it (the same game a few plies on, same condition), only
@@ -175,7 +177,7 @@ class MoveScorer:
     refilled from scratch when they run out (or the history is another game's).
     Results equal a fresh prefill (``reuse=False``) within float32 rounding."""
 
-    def __init__(self, model, bucket=128, reserve=128, reuse=True):
+    def __init__(self, model, bucket=512, reserve=128, reuse=True):
         self.model = model
         self.decoder = model.transformer.cached_decoder(bucket=bucket)
         self.reserve = int(reserve)
@@ -192,8 +194,8 @@ class MoveScorer:
             done, logits, state = last
             new = prompt[len(done):]
             if prompt[:len(done)] == done and state["index"] + len(new) + 3 <= state["total"]:
-                for token in new:
-                    out, state = self.decoder.step([token], state)
+                if new:  # the moves played since: one call
+                    out, state = self.decoder.step([new], state)
                     logits = out[0]
                 self._last = (list(prompt), logits, state)
                 return logits, state
@@ -216,6 +218,12 @@ class MoveScorer:
         tokens[n:] = tokens[0]
         total = np.zeros(batch)
         total[:n] = lp0[tokens[:n, 0]]
+        if not greedy:  # every candidate row reads the one history cache: no per-row copy of it
+            lp = _log_softmax(self.decoder.score_continuations(tokens[:, :3], state))  # (batch, 3, vocab)
+            rows = np.arange(n)
+            for k in range(1, 4):
+                total[:n] += lp[rows, k - 1, tokens[:n, k]]
+            return total[:n]
         greedy_ids = []
         if greedy:
             g = int(np.argmax(lp0))

@@ -69,6 +69,32 @@ def test_kv_cache_equals_full_causal():
     np.testing.assert_allclose(np.concatenate(outs, 1), full, atol=1e-5)
 
 
+@pytest.mark.parametrize("cls", ["softmax", "performer"])
+def test_shared_prefix_cache_equals_per_row_update(cls):
+    """``cache_mode='prefix'``: rows of new tokens attend to one read-only batch-1 cache (masked) and,
+    causally, to their own tokens; equal to writing them into a per-row copy of the cache."""
+    from layers import PerformerAttention
+
+    layer = (MultiHeadAttention(2, 4) if cls == "softmax"
+             else PerformerAttention(2, 4, nb_features=8, seed=0))
+    ctx = np.random.rand(1, 5, 8).astype("float32")
+    cache = np.zeros((1, 2, 2, 9, 4), "float32")
+    _, cache = layer(ctx, use_causal_mask=True, cache=cache, cache_index=0)
+    prefix_mask = np.zeros((1, 9), bool)
+    prefix_mask[0, :5] = True
+    new = np.random.rand(3, 2, 8).astype("float32")
+    out, same = layer(new, attention_mask=prefix_mask, use_causal_mask=True, cache=cache, cache_index=5,
+                      cache_mode="prefix")
+    np.testing.assert_array_equal(_np(same), _np(cache))  # read-only
+    rows = np.repeat(_np(cache), 3, axis=0)
+    mask = np.repeat(prefix_mask, 3, axis=0)
+    mask[:, 5:7] = True
+    ref, _ = layer(new, attention_mask=mask, use_causal_mask=True, cache=rows, cache_index=5)
+    np.testing.assert_allclose(_np(out), _np(ref), atol=1e-5)
+    with pytest.raises(ValueError, match="cache_mode"):
+        layer(new, cache=cache, cache_index=5, cache_mode="append")
+
+
 def test_bad_mask_rank():
     layer = MultiHeadAttention(2, 4)
     x = np.random.rand(1, 3, 8).astype("float32")

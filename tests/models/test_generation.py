@@ -63,6 +63,41 @@ def test_xla_and_plain_decoders_agree(gpt):
     assert keras.backend.backend() in ("tensorflow", "jax")
 
 
+def test_multi_token_step_and_shared_prefix_continuations(gpt):
+    """``step`` with ``(batch, length)`` tokens equals ``length`` single steps; ``score_continuations``
+    scores many continuations of one batch-1 context against the one cache (no per-row copy) and
+    equals full recomputation of every prefix of every row, leaving the state usable."""
+    decoder = gpt.cached_decoder()
+    prompt = [5, 6, 7, 8, 9]
+    _, one = decoder.prefill([prompt], 12)
+    _, many = decoder.prefill([prompt], 12)
+    for t in (11, 12, 13):
+        last, one = decoder.step([t], one)
+    multi, many = decoder.step([[11, 12, 13]], many)
+    np.testing.assert_allclose(multi, last, atol=1e-4, rtol=0)
+    assert many["index"] == one["index"]
+    np.testing.assert_array_equal(many["key_mask"], one["key_mask"])
+    np.testing.assert_allclose(multi[0], full_logits(gpt, prompt + [11, 12, 13]), atol=1e-4, rtol=0)
+
+    rows = np.array([[20, 21, 22], [30, 31, 32], [20, 40, 41], [1, 2, 3], [50, 51, 52]], "int32")
+    context = prompt + [11, 12, 13]
+    scored = decoder.score_continuations(rows, many)
+    assert scored.shape == (5, 3, gpt.output_shape[-1])
+    for r in range(len(rows)):
+        for i in range(3):
+            np.testing.assert_allclose(scored[r, i], full_logits(gpt, context + list(rows[r, :i + 1])),
+                                       atol=1e-4, rtol=0)
+    # the state is untouched: the next step still continues the context
+    nxt, _ = decoder.step([60], many)
+    np.testing.assert_allclose(nxt[0], full_logits(gpt, context + [60]), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="batch-1 state"):
+        decoder.score_continuations(rows, decoder.prefill(PROMPTS, 4)[1])
+    with pytest.raises(ValueError, match="exceed the cache"):
+        decoder.score_continuations(np.ones((2, 64), "int32"), many)
+    with pytest.raises(ValueError, match="cache full"):
+        decoder.step(np.ones((1, 64), "int32"), many)
+
+
 def test_padded_array_input_and_single_prompt(gpt):
     arr = np.zeros((2, 7), "int32")
     arr[0, :7] = PROMPTS[0]
