@@ -167,8 +167,8 @@ class MoveScorer:
     prefill. Returns the log-probability of
     each 4-character move. ``condition``: 'red' | 'black' | 'draw' | 'any'/None.
     With ``greedy=True`` also returns the unconstrained greedy 4-character
-    string (one extra row that feeds its own argmax; this path copies the cache
-    to the candidate rows and runs three ``step`` calls).
+    string (three more ``score_continuations`` calls of one row, each feeding
+    the argmax so far).
 
     Across calls the scorer keeps the batch-1 cache of the last history: when the
     next history extends it (the same game a few plies on, same condition), only
@@ -206,43 +206,30 @@ class MoveScorer:
     def score(self, history, candidates, condition=None, greedy=False):
         cands = [move_ids(m) for m in candidates]
         n = len(cands)
-        rows = n + (1 if greedy else 0)
-        if rows == 0:
-            return (np.zeros(0), None) if greedy else np.zeros(0)
+        if n == 0 and not greedy:
+            return np.zeros(0)
         logits0, state = self._history(self.prompt(history, condition))
         lp0 = _log_softmax(logits0)
-        batch = _bucket_rows(rows)
-        tokens = np.full((batch, 4), cands[0][0] if cands else CHAR_ID["a"], np.int32)
+        total = np.zeros(n)
         if n:
+            batch = _bucket_rows(n)
+            tokens = np.empty((batch, 4), np.int32)
             tokens[:n] = np.asarray(cands, np.int32)
-        tokens[n:] = tokens[0]
-        total = np.zeros(batch)
-        total[:n] = lp0[tokens[:n, 0]]
-        if not greedy:  # every candidate row reads the one history cache: no per-row copy of it
+            tokens[n:] = tokens[0]
+            # every candidate row reads the one history cache: no per-row copy of it
             lp = _log_softmax(self.decoder.score_continuations(tokens[:, :3], state))  # (batch, 3, vocab)
             rows = np.arange(n)
+            total += lp0[tokens[:n, 0]]
             for k in range(1, 4):
-                total[:n] += lp[rows, k - 1, tokens[:n, k]]
-            return total[:n]
-        greedy_ids = []
-        if greedy:
-            g = int(np.argmax(lp0))
-            greedy_ids.append(g)
-            tokens[n, 0] = g
-        state = self.decoder.reorder(state, np.zeros(batch, np.int32))
-        for k in range(1, 4):
-            logits, state = self.decoder.step(tokens[:, k - 1], state)
-            lp = _log_softmax(logits)
-            total[:n] += lp[np.arange(n), tokens[:n, k]]
-            if greedy:
-                g = int(np.argmax(lp[n]))
-                greedy_ids.append(g)
-                if k < 3:
-                    tokens[n, k] = g
+                total += lp[rows, k - 1, tokens[:n, k]]
         if not greedy:
-            return total[:n]
+            return total
+        greedy_ids = [int(np.argmax(lp0))]
+        for _ in range(3):  # the unconstrained greedy move, character by character
+            out = self.decoder.score_continuations(np.asarray([greedy_ids], np.int32), state)
+            greedy_ids.append(int(np.argmax(out[0, -1])))
         text = "".join(VOCAB[i] if i >= len(SPECIALS) else "?" for i in greedy_ids)
-        return total[:n], text
+        return total, text
 
     def full_forward_score(self, history, move, condition=None):
         """Reference: the same log-probability from one full forward pass."""

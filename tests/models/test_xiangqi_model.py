@@ -11,6 +11,7 @@ import random
 import numpy as np
 import pytest
 
+import models.xiangqi as xq
 from models.xiangqi import (ANY_TOKEN, END, VOCAB, MoveScorer, build_xiangqi_model, decode_game, encode_game,
                             load_xiangqi_model, mirror_moves, save_xiangqi_model, split_games)
 from scripts import train_xiangqi
@@ -167,3 +168,10 @@ def test_batched_scoring_equals_full_forward(tmp_path):
         assert len(batched) == len(legal) and len(greedy) == 4
         full = [scorer.full_forward_score(history, mv, cond) for mv in legal]
         np.testing.assert_allclose(batched, full, atol=1e-4)
+        # the unconstrained greedy move: argmax character by character, full forward passes
+        ids, chars = scorer.prompt(history, cond), []
+        for _ in range(4):
+            out = np.asarray(model.predict_on_batch(np.asarray([ids], np.int32)))[0, -1]
+            chars.append(int(np.argmax(out)))
+            ids = ids + chars[-1:]
+        assert greedy == "".join(xq.VOCAB[i] if i >= len(xq.SPECIALS) else "?" for i in chars)
