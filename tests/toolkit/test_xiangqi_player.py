@@ -7,7 +7,7 @@ import random
 import pytest
 
 from toolkit.xiangqi.player import (Player, RandomPlayer, elo_from_score, match_summary, mating_move, play_game,
-                                    random_opening)
+                                    random_opening, score_interval)
 from toolkit.xiangqi.rules import Position
 
 MATE_IN_ONE = "3k5/9/9/9/9/9/9/9/R8/4K4 w - - 0 1"  # a1d1 mates (flying general covers e9)
@@ -118,3 +118,10 @@ def test_play_game_and_match_summary():
     # clamped: a perfect score is finite
     assert elo_from_score(1.0, 100) == pytest.approx(-400 * math.log10(1 / (1 - 0.005) - 1))
     assert match_summary([0.5] * 10)["elo"] == pytest.approx(0.0)
+    # the interval is never empty at a one-sided result: 0 of 100 still allows a score up to ~3.6%
+    zero = match_summary([0] * 100)
+    assert zero["elo_low"] == zero["elo"] < zero["elo_high"] == pytest.approx(-400 * math.log10(1 / 0.0370 - 1),
+                                                                              abs=2)
+    assert match_summary([1] * 100)["elo_low"] < match_summary([1] * 100)["elo"]
+    lo, hi = score_interval(0.5, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)

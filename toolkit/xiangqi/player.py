@@ -166,9 +166,20 @@ def elo_from_score(score, n):
     return -400.0 * math.log10(1.0 / s - 1.0) + 0.0  # no '-0'
 
 
+def score_interval(score, n, z=1.96):
+    """Wilson score interval (Wilson 1927) for a mean score ``score`` over ``n``
+    games, treating the score as a binomial proportion: conservative when there
+    are draws (a game's score varies at most as much as a win/loss), and never
+    empty at 0 or 1 (0 wins of 100 games: score <= 0.037 at 95%)."""
+    z2 = z * z
+    centre = (score + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(score * (1 - score) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def match_summary(points):
     """``points``: per-game scores of the player (1, 0.5, 0). W/D/L, score, Elo
-    and its 95% interval (normal approximation of the per-game score's std error)."""
+    and its 95% interval (the Elo of the ends of :func:`score_interval`)."""
     n = len(points)
     if n == 0:
         raise ValueError("no games")
@@ -176,12 +187,11 @@ def match_summary(points):
     draws = sum(1 for p in points if p == 0.5)
     losses = n - wins - draws
     s = sum(points) / n
-    sd = math.sqrt(sum((p - s) ** 2 for p in points) / n)
-    se = sd / math.sqrt(n)
+    low, high = score_interval(s, n)
     return {"games": n, "wins": wins, "draws": draws, "losses": losses, "score": s,
-            "elo": elo_from_score(s, n), "elo_low": elo_from_score(s - 1.96 * se, n),
-            "elo_high": elo_from_score(s + 1.96 * se, n)}
+            "elo": elo_from_score(s, n), "elo_low": elo_from_score(low, n),
+            "elo_high": elo_from_score(high, n)}
 
 
 __all__ = ["Player", "RandomPlayer", "EnginePlayer", "mating_move", "play_game", "random_opening", "elo_from_score",
-           "match_summary"]
+           "match_summary", "score_interval"]
