@@ -121,14 +121,16 @@ class MultiHeadAttention(keras.layers.Layer):
 
         if cache_mode not in ("update", "prefix"):
             raise ValueError(f"{self.name}: cache_mode must be 'update' or 'prefix', got {cache_mode!r}")
-        if cache is not None and cache_mode == "prefix" and type(self).attend is MultiHeadAttention.attend:
+        plain = type(self).attend is MultiHeadAttention.attend  # softmax: the cached paths need no transpose
+        returned_cache = cache  # 'prefix' hands the cache back unchanged
+        if cache is not None and cache_mode == "prefix" and plain:
             o = self._attend_prefix(q, k, v, cache, attention_mask, training)
         elif cache is not None:
             if cache_index is None:
                 raise ValueError(f"{self.name}: cache_index is required with cache")
             index = ops.cast(cache_index, "int32")
             if cache_mode == "prefix":  # subclasses: a per-row copy of the prefix, then the usual update
-                shared, rows = cache, ops.shape(q)[0]
+                rows = ops.shape(q)[0]
                 cache = ops.broadcast_to(cache, (rows,) + tuple(ops.shape(cache)[1:]))
                 if attention_mask is not None:
                     attention_mask = ops.broadcast_to(attention_mask, (rows,) + tuple(ops.shape(attention_mask)[1:]))
@@ -140,7 +142,9 @@ class MultiHeadAttention(keras.layers.Layer):
             new = ops.cast(ops.stack([k, v], axis=1), cache.dtype)  # (b, 2, lq, h, d): small
             cache = ops.slice_update(cache, [0, 0, 0, index, 0], ops.transpose(new, (0, 1, 3, 2, 4)))
             k, v = cache[:, 0], cache[:, 1]
-            if type(self).attend is MultiHeadAttention.attend:
+            if cache_mode == "update":
+                returned_cache = cache
+            if plain:
                 o = self._attend_cached(q, k, v, attention_mask, attention_bias, use_causal_mask, index, training)
             else:  # subclasses keep the (batch, length, heads, size) contract
                 k, v = ops.transpose(k, (0, 2, 1, 3)), ops.transpose(v, (0, 2, 1, 3))
@@ -157,10 +161,8 @@ class MultiHeadAttention(keras.layers.Layer):
         shape = ops.shape(o)
         o = ops.reshape(o, (shape[0], shape[1], self.num_heads * self.head_size))
         o = self.output_dense(o)
-        if cache is not None and cache_mode == "prefix":
-            return o, (cache if type(self).attend is MultiHeadAttention.attend else shared)
         if cache is not None:
-            return o, cache
+            return o, returned_cache
         return o
 
     def _attend_cached(self, q, k, v, attention_mask, attention_bias, causal, index, training):
@@ -183,16 +185,15 @@ class MultiHeadAttention(keras.layers.Layer):
         lq, t = ops.shape(q)[2], ops.shape(kp)[2]
         scores = ops.concatenate([ops.matmul(q, ops.transpose(kp, (0, 1, 3, 2))),
                                   ops.matmul(q, ops.transpose(kn, (0, 1, 3, 2)))], axis=-1)
-        causal = self.combined_mask(lq, lq, None, None, True)  # (1, 1, lq, lq)
-        if prefix_mask is None:
-            prefix = ops.ones((1, 1, lq, t), "bool")
-        else:
+        key_mask = None
+        if prefix_mask is not None:
             if len(prefix_mask.shape) != 2:
                 raise ValueError(f"{self.name}: with cache_mode='prefix', attention_mask must be the prefix's "
                                  f"(1 or batch, max_len) key mask; got shape {tuple(prefix_mask.shape)}")
-            prefix = ops.broadcast_to(ops.cast(prefix_mask, "bool")[:, None, None, :],
-                                      (ops.shape(prefix_mask)[0], 1, lq, t))
-        mask = ops.concatenate([prefix, ops.broadcast_to(causal, (ops.shape(prefix)[0], 1, lq, lq))], axis=-1)
+            key_mask = ops.concatenate([ops.cast(prefix_mask, "bool"),
+                                        ops.ones((ops.shape(prefix_mask)[0], lq), "bool")], axis=-1)
+        # keys are [prefix | new]: new query i (at offset t) sees every prefix key and new keys <= i
+        mask = self.combined_mask(lq, t + lq, key_mask, None, True, query_offset=t)
         probs = self._probabilities(scores, mask, None, v.dtype, training)
         o = ops.matmul(probs[..., :t], vp) + ops.matmul(probs[..., t:], vn)
         return ops.transpose(o, (0, 2, 1, 3))

@@ -64,9 +64,7 @@ class GPT2(Transformer):
         y = self.apply(x, keras.layers.LayerNormalization, f"{att}-Norm", epsilon=self.layer_norm_eps)
         args = {"attention_mask": mask, "use_causal_mask": True}
         if cache is not None:
-            args.update(cache=cache, cache_index=cache_index)
-            if cache_mode != "update":
-                args.update(cache_mode=cache_mode)
+            args.update(cache=cache, cache_index=cache_index, cache_mode=cache_mode)
         y = self.apply(y, self.attention_layer_class(), att, arguments=args, **self.attention_layer_kwargs())
         if cache is not None:
             y, cache = y
