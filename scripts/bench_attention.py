@@ -13,9 +13,16 @@ the first call (/proc/self/status VmHWM, reset between phases through
 a method is skipped for larger n once it runs out of memory or a call takes more
 than --time-limit seconds. Prints a table with ratios to softmax, writes the
 <!-- bench_attention --> section of docs/benchmarks.md and docs/bench_attention.png.
+Every finished configuration is also appended to --results (a JSON line each, default
+docs/bench_attention.jsonl), so a stopped run loses at most the configuration in
+progress: --resume reuses the lines whose settings match and runs only the rest.
+Below the table it states the issue's goals at the largest n both methods reached:
+Performer vs softmax time and memory (bidirectional forward) and causal vs
+bidirectional Performer.
 
     python scripts/bench_attention.py                          # full run, n = 512 ... 32768
     python scripts/bench_attention.py --max-n 2048 --repeats 2  # quick check
+    python scripts/bench_attention.py --max-n 16384 --resume    # continue a stopped run
     KERAS_BACKEND=jax python scripts/bench_attention.py --methods performer taylor
 """
 
@@ -197,6 +204,84 @@ def ratio(r, ref, key):
     return f"{r[key] / ref[key]:.2f}"
 
 
+SETTINGS = ("repeats", "heads", "head_size", "batch", "nb_features", "chunk_size")
+
+
+def _settings_key(cfg, backend):
+    """What a stored result must share with this run to be reused by --resume."""
+    return json.dumps([backend] + [cfg[k] for k in SETTINGS])
+
+
+def load_results(path, backend, args):
+    """Results of earlier runs in ``path`` with this run's settings:
+    ``{(method, mode, pass, n): result}``; unreadable lines are skipped and counted."""
+    want = _settings_key(vars(args), backend)
+    found, bad = {}, 0
+    if not os.path.exists(path):
+        return found
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                key = (rec["method"], rec["mode"], rec["pass"], int(rec["n"]))
+                if rec["settings"] == want:
+                    found[key] = rec["result"]
+            except (ValueError, KeyError, TypeError):
+                bad += 1
+    if bad:
+        print(f"bench_attention: {path}: skipped {bad} unreadable line(s)", file=sys.stderr)
+    return found
+
+
+def append_results(path, backend, cfg, mode, res):
+    """Append one finished configuration (one line per pass), flushed to disk."""
+    torn = False
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+    with open(path, "a", encoding="utf-8") as f:
+        if torn:  # a line cut by a kill: end it, so that it stays one unreadable line
+            f.write("\n")
+        for pas, r in res.items():
+            f.write(json.dumps(dict(method=cfg["method"], mode=mode, n=cfg["n"], settings=_settings_key(cfg, backend),
+                                    result=r, date=_common.today(), **{"pass": pas})) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def goal_lines(results, ns):
+    """The issue's goals at the largest n where softmax and Performer both have a bidirectional
+    forward time: Performer >= 10x faster and >= 10x less peak memory; causal Performer within
+    3x of its bidirectional forward."""
+    def get(method, mode, n):
+        return results.get((method, mode, "forward", n)) or {}
+
+    both = [n for n in ns if "seconds" in get("softmax", "bidirectional", n)
+            and "seconds" in get("performer", "bidirectional", n)]
+    lines = []
+    if both:
+        n = both[-1]
+        s, p = get("softmax", "bidirectional", n), get("performer", "bidirectional", n)
+        speed = s["seconds"] / p["seconds"]
+        line = (f"- goals at n = {n}, bidirectional forward: Performer {speed:.1f}x faster than softmax "
+                f"(goal >= 10x: {'met' if speed >= 10 else 'not met'})")
+        if s.get("peak_mb", 0) > 0 and p.get("peak_mb", 0) > 0:
+            mem = s["peak_mb"] / p["peak_mb"]
+            line += f", {mem:.1f}x less peak memory (goal >= 10x: {'met' if mem >= 10 else 'not met'})"
+        lines.append(line)
+    causal = [n for n in ns if "seconds" in get("performer", "causal", n)
+              and "seconds" in get("performer", "bidirectional", n)]
+    if causal:
+        n = causal[-1]
+        r = get("performer", "causal", n)["seconds"] / get("performer", "bidirectional", n)["seconds"]
+        lines.append(f"- causal Performer at n = {n}: {r:.2f}x its bidirectional forward "
+                     f"(goal <= 3x: {'met' if r <= 3 else 'not met'})")
+    return lines
+
+
 def make_table(results, ns, methods):
     head = ["mode", "pass", "n"]
     for m in methods:
@@ -294,6 +379,11 @@ def main(argv=None):
     p.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md nor the PNG")
     p.add_argument("--md", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     p.add_argument("--png", default=os.path.join(ROOT, "docs", "bench_attention.png"))
+    p.add_argument("--results", default=None,
+                   help="JSON-lines file that every finished configuration is appended to "
+                        "(default docs/bench_attention.jsonl; none with --no-write unless given)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the results in --results that have this run's settings; run only the rest")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -310,6 +400,15 @@ def main(argv=None):
         n *= 2
     mem_limit_mb = args.mem_limit_gb * 1024 if args.mem_limit_gb else 0.85 * mem_available_mb()
     hard_timeout = args.time_limit * (2 * args.repeats + 2) + 120
+    results_path = args.results or (None if args.no_write else os.path.join(ROOT, "docs", "bench_attention.jsonl"))
+    if args.resume and not results_path:
+        p.error("--resume needs --results (or writing, i.e. no --no-write)")
+    done = load_results(results_path, backend, args) if args.resume else {}
+    if results_path and not args.resume:
+        os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
+        open(results_path, "w").close()  # a new run starts a new file
+    if done:
+        print(f"resuming: {len(done)} result(s) from {results_path}", flush=True)
     results, stopped = {}, {}
     for mode in args.modes:
         for method in args.methods:
@@ -324,7 +423,12 @@ def main(argv=None):
                            heads=args.heads, head_size=args.head_size, batch=args.batch,
                            nb_features=args.nb_features, chunk_size=args.chunk_size)
                 t0 = time.time()
-                res = run_config(cfg, mem_limit_mb, hard_timeout)
+                if all((method, mode, pas, n) in done for pas in todo):
+                    res = {pas: done[(method, mode, pas, n)] for pas in todo}
+                else:
+                    res = run_config(cfg, mem_limit_mb, hard_timeout)
+                    if results_path:
+                        append_results(results_path, backend, cfg, mode, res)
                 for pas in todo:
                     r = res[pas]
                     results[(method, mode, pas, n)] = r
@@ -342,6 +446,10 @@ def main(argv=None):
     head, rows = make_table(results, ns, args.methods)
     print()
     print(text_table(head, rows))
+    goals = goal_lines(results, ns)
+    if goals:
+        print()
+        print("\n".join(goals))
     if args.no_write:
         return
     command = "python scripts/bench_attention.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -361,10 +469,12 @@ def main(argv=None):
         "",
         f"- machine: {_common.machine_description()}",
         f"- date: {_common.today()}",
-        f"- command: `{command}`",
+        f"- command: `{command}`" + (f" (raw results: `{os.path.relpath(results_path, ROOT)}`)"
+                                      if results_path and os.path.abspath(results_path).startswith(ROOT) else ""),
         "",
         markdown_table(head, rows),
         "",
+        *([*goals, ""] if goals else []),
         "![attention scaling](bench_attention.png)",
     ])
     os.makedirs(os.path.dirname(args.md), exist_ok=True)

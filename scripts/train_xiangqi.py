@@ -6,7 +6,9 @@ JSONL, ICCS PGN), holds out a deterministic validation split (by a hash of the
 moves, the same split scripts/eval_xiangqi.py uses), and trains with Keras
 ``fit``: AdamW, linear warmup + cosine decay, masked next-token loss (padding
 ignored), left-right mirroring as augmentation, and the result token replaced by
-``<any>`` with probability ``--p-any`` (outcome conditioning).
+``<any>`` with probability ``--p-any`` (outcome conditioning). Batches are
+drawn ``--length-groups`` at a time and cut by game length, each padded only to
+its longest game (a multiple of 64), so short games do not pay for ``--max-len``.
 
 Checkpoints: every ``--checkpoint-every`` steps a new ``OUT/checkpoints/step-N/``
 (weights, optimizer variables incl. ``iterations``, step) is written, then the
@@ -55,6 +57,9 @@ def parse_args(argv=None):
     p.add_argument("--p-any", type=float, default=0.2, help="probability of replacing the result token by <any>")
     p.add_argument("--no-mirror", action="store_true", help="no left-right mirroring augmentation")
     p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--length-groups", type=int, default=8,
+                   help="batches drawn together and cut by game length, each padded to its longest "
+                        "game (1: no grouping; default 8)")
     p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (= one log row)")
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--hidden", type=int, default=None)
@@ -85,33 +90,77 @@ def load_games(paths):
     return games
 
 
-def make_sequence(game, rng, max_len, p_any, mirror):
-    from models.xiangqi import PAD, encode_game, mirror_moves
+def game_ids(game, rng, max_len, p_any, mirror):
+    """Token ids of one training sequence (at most ``max_len + 1``: inputs and shifted targets)."""
+    from models.xiangqi import encode_game, mirror_moves
 
     moves = list(game.moves)
     if mirror and rng.random() < 0.5:
         moves = mirror_moves(moves)
     result = game.result if rng.random() >= p_any else None
-    ids = encode_game(moves, result, over=game.result is not None)[: max_len + 1]
-    x = np.full(max_len, PAD, np.int32)
-    y = np.full(max_len, PAD, np.int32)
-    x[: len(ids) - 1] = ids[:-1]
-    y[: len(ids) - 1] = ids[1:]
+    return encode_game(moves, result, over=game.result is not None)[: max_len + 1]
+
+
+def pad_pairs(seqs, length):
+    """``(x, y)``: inputs and next-token targets, ``(len(seqs), length)``, padded with PAD."""
+    from models.xiangqi import PAD
+
+    x = np.full((len(seqs), length), PAD, np.int32)
+    y = np.full((len(seqs), length), PAD, np.int32)
+    for i, ids in enumerate(seqs):
+        x[i, : len(ids) - 1] = ids[:-1]
+        y[i, : len(ids) - 1] = ids[1:]
     return x, y
 
 
+def make_sequence(game, rng, max_len, p_any, mirror):
+    x, y = pad_pairs([game_ids(game, rng, max_len, p_any, mirror)], max_len)
+    return x[0], y[0]
+
+
+PAD_MULTIPLE = 64
+_GROUP_CACHE = {}
+
+
 def batch_for_step(games, step, args):
-    """Batch number ``step``: a function of (seed, step) only, so a resumed run sees the same stream."""
-    rng = np.random.default_rng([args.seed, step])
-    idx = rng.integers(0, len(games), args.batch_size)
-    xs, ys = zip(*(make_sequence(games[i], rng, args.max_len, args.p_any, not args.no_mirror) for i in idx))
-    return np.stack(xs), np.stack(ys)
+    """Batch number ``step``: a function of (seed, step) only, so a resumed run sees the same stream.
+
+    Steps come in groups of ``--length-groups`` G: group ``g`` draws ``G x batch`` games
+    with the seed ``(seed, g)``, sorts them by length, cuts them into G batches of similar
+    length and shuffles the batches; each batch is padded to its longest sequence (rounded up
+    to a multiple of 64, at most ``--max-len``) instead of ``--max-len``, so short games do
+    not pay for padding (G = 1: random batches, still padded to their longest)."""
+    groups = max(1, args.length_groups)
+    group, pos = divmod(step, groups)
+    key = (id(games), args.seed, group)
+    if key not in _GROUP_CACHE:
+        rng = np.random.default_rng([args.seed, group])
+        idx = rng.integers(0, len(games), args.batch_size * groups)
+        seqs = [game_ids(games[i], rng, args.max_len, args.p_any, not args.no_mirror) for i in idx]
+        seqs.sort(key=len)
+        cut = [seqs[b * args.batch_size:(b + 1) * args.batch_size] for b in range(groups)]
+        _GROUP_CACHE.clear()
+        _GROUP_CACHE[key] = [cut[b] for b in rng.permutation(groups)]
+    seqs = _GROUP_CACHE[key][pos]
+    longest = max(len(ids) - 1 for ids in seqs)
+    length = min(args.max_len, -(-max(longest, 1) // PAD_MULTIPLE) * PAD_MULTIPLE)
+    return pad_pairs(seqs, length)
 
 
 def batches(games, start_step, args):
-    step = start_step
+    """The training stream from ``start_step``. Keras takes the input signature from the first
+    two batches: when their lengths happen to agree, the second gets 64 more padding columns
+    (targets PAD, so ignored by the loss), which leaves the sequence axis free for any later length."""
+    from models.xiangqi import PAD
+
+    step, first = start_step, None
     while True:
-        yield batch_for_step(games, step, args)
+        x, y = batch_for_step(games, step, args)
+        if step == start_step:
+            first = x.shape[1]
+        elif step == start_step + 1 and x.shape[1] == first:
+            x, y = (np.pad(a, ((0, 0), (0, PAD_MULTIPLE)), constant_values=PAD) for a in (x, y))
+        yield x, y
         step += 1
 
 

@@ -83,6 +83,32 @@ def test_training_lowers_the_loss(games_file):
     assert before == pytest.approx(np.log(len(VOCAB)), abs=0.3)  # untrained: about uniform
 
 
+def test_length_grouped_batches_pad_to_their_longest_game():
+    games = [g for plies in range(2, 40, 3) for g in random_games(2, seed=plies, plies=plies)]
+    args = train_xiangqi.parse_args(["--games", "unused", "--out", "unused", "--max-len", "96", "--batch-size", "3",
+                                     "--length-groups", "4"])
+    spans = []
+    for step in range(4):  # group 0: 12 games sorted by length, cut into 4 batches, shuffled
+        x, y = train_xiangqi.batch_for_step(games, step, args)
+        real = (y != 0).sum(axis=1)  # targets per sequence
+        assert x.shape == y.shape and x.shape[0] == 3
+        assert x.shape[1] == min(96, -(-real.max() // 64) * 64)  # padded to the longest, rounded up to 64
+        assert (x[:, 1:][y[:, :-1] != 0] == y[:, :-1][y[:, :-1] != 0]).all()  # y is x shifted by one
+        spans.append((real.min(), real.max()))
+    spans.sort()
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans  # batches do not overlap in length
+    assert any(x.shape[1] < 96 for x, _ in (train_xiangqi.batch_for_step(games, s, args) for s in range(4)))
+    train_xiangqi._GROUP_CACHE.clear()
+    again = train_xiangqi.batch_for_step(games, 2, args)  # a function of (seed, step) only
+    train_xiangqi._GROUP_CACHE.clear()
+    np.testing.assert_array_equal(train_xiangqi.batch_for_step(games, 6, args)[0],
+                                  train_xiangqi.batch_for_step(list(games), 6, args)[0])
+    np.testing.assert_array_equal(again[0], train_xiangqi.batch_for_step(games, 2, args)[0])
+    one = train_xiangqi.parse_args(["--games", "u", "--out", "u", "--max-len", "96", "--batch-size", "3",
+                                    "--length-groups", "1"])
+    assert train_xiangqi.batch_for_step(games, 0, one)[0].shape[0] == 3
+
+
 def _final_weights(out):
     return load_xiangqi_model(out).get_weights()
 
