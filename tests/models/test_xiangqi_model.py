@@ -93,7 +93,8 @@ def test_length_grouped_batches_pad_to_their_longest_game():
         real = (y != 0).sum(axis=1)  # targets per sequence
         assert x.shape == y.shape and x.shape[0] == 3
         assert x.shape[1] == min(96, -(-real.max() // 64) * 64)  # padded to the longest, rounded up to 64
-        assert (x[:, 1:][y[:, :-1] != 0] == y[:, :-1][y[:, :-1] != 0]).all()  # y is x shifted by one
+        both = (y[:, :-1] != 0) & (x[:, 1:] != 0)
+        assert both.any() and (x[:, 1:][both] == y[:, :-1][both]).all()  # y is x shifted by one
         spans.append((real.min(), real.max()))
     spans.sort()
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans  # batches do not overlap in length
