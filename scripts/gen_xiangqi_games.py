@@ -23,6 +23,7 @@ Example:
 """
 
 import argparse
+import json
 import math
 import multiprocessing as mp
 import os
@@ -183,11 +184,25 @@ def _work(index):
 
 
 def existing_ids(path):
-    """(number of valid games, their ids) in an existing output file."""
+    """(number of valid distinct games, the ids of every record) in an existing output file.
+
+    The ids include the records that the reader drops (a game identical to an earlier one, an
+    illegal game): game ``i`` is reproducible, so regenerating its index would only write the
+    same record again on every rerun. The count is of distinct valid games, so a rerun makes
+    new indices until the file holds ``--games`` of those."""
     if not os.path.exists(path):
         return 0, set()
     games, stats = read_jsonl(path)
-    return stats.kept, {g.id for g in games if g.id}
+    ids = {g.id for g in games if g.id}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                ids.add(rec["id"])
+    return stats.kept, ids
 
 
 def main(argv=None):

@@ -133,3 +133,19 @@ def test_more_games_later_extends_the_file(reference, tmp_path):
     out.write_text("".join(lines[:2]), encoding="utf-8")
     _run(out, "--workers", "1")
     assert sorted(g["id"] for g in _games(out)) == sorted(g["id"] for g in _games(reference))
+
+
+def test_a_duplicate_record_is_not_regenerated_on_rerun(reference, tmp_path):
+    """A game identical to an earlier one is dropped by the reader (not counted), but its index
+    is done: a rerun makes a new index instead of writing the same record again."""
+    out = tmp_path / "dup.jsonl"
+    games = _games(reference)
+    twin = dict(games[0], id=f"s11-{N_GAMES:07d}")  # index 6 "came out" identical to game 0
+    out.write_text(reference.read_text(encoding="utf-8") + json.dumps(twin) + "\n", encoding="utf-8")
+    _run(out, "--workers", "1", "--games", str(N_GAMES + 1))
+    ids = [g["id"] for g in _games(out)]
+    assert len(ids) == len(set(ids)) == N_GAMES + 2, ids  # index 7 was played, index 6 not again
+    assert f"s11-{N_GAMES + 1:07d}" in ids
+    _, stats = read_jsonl(str(out))
+    assert stats.kept == N_GAMES + 1 and stats.duplicates == 1
+
