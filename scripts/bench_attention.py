@@ -235,16 +235,18 @@ def load_results(path, backend, args):
     return found
 
 
+def end_torn_line(path):
+    """A line cut by a kill stays one unreadable line: end it before appending after it."""
+    if os.path.exists(path) and os.path.getsize(path):
+        with open(path, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+
+
 def append_results(path, backend, cfg, mode, res):
     """Append one finished configuration (one line per pass), flushed to disk."""
-    torn = False
-    if os.path.exists(path) and os.path.getsize(path) > 0:
-        with open(path, "rb") as f:
-            f.seek(-1, os.SEEK_END)
-            torn = f.read(1) != b"\n"
     with open(path, "a", encoding="utf-8") as f:
-        if torn:  # a line cut by a kill: end it, so that it stays one unreadable line
-            f.write("\n")
         for pas, r in res.items():
             f.write(json.dumps(dict(method=cfg["method"], mode=mode, n=cfg["n"], settings=_settings_key(cfg, backend),
                                     result=r, date=_common.today(), **{"pass": pas})) + "\n")
@@ -259,11 +261,13 @@ def goal_lines(results, ns):
     def get(method, mode, n):
         return results.get((method, mode, "forward", n)) or {}
 
-    both = [n for n in ns if "seconds" in get("softmax", "bidirectional", n)
-            and "seconds" in get("performer", "bidirectional", n)]
+    def largest_n(*pairs):
+        """The largest n at which every (method, mode) has a forward time, or None."""
+        return max((n for n in ns if all("seconds" in get(m, mode, n) for m, mode in pairs)), default=None)
+
     lines = []
-    if both:
-        n = both[-1]
+    n = largest_n(("softmax", "bidirectional"), ("performer", "bidirectional"))
+    if n is not None:
         s, p = get("softmax", "bidirectional", n), get("performer", "bidirectional", n)
         speed = s["seconds"] / p["seconds"]
         line = (f"- goals at n = {n}, bidirectional forward: Performer {speed:.1f}x faster than softmax "
@@ -272,10 +276,8 @@ def goal_lines(results, ns):
             mem = s["peak_mb"] / p["peak_mb"]
             line += f", {mem:.1f}x less peak memory (goal >= 10x: {'met' if mem >= 10 else 'not met'})"
         lines.append(line)
-    causal = [n for n in ns if "seconds" in get("performer", "causal", n)
-              and "seconds" in get("performer", "bidirectional", n)]
-    if causal:
-        n = causal[-1]
+    n = largest_n(("performer", "causal"), ("performer", "bidirectional"))
+    if n is not None:
         r = get("performer", "causal", n)["seconds"] / get("performer", "bidirectional", n)["seconds"]
         lines.append(f"- causal Performer at n = {n}: {r:.2f}x its bidirectional forward "
                      f"(goal <= 3x: {'met' if r <= 3 else 'not met'})")
@@ -403,7 +405,10 @@ def main(argv=None):
     results_path = args.results or (None if args.no_write else os.path.join(ROOT, "docs", "bench_attention.jsonl"))
     if args.resume and not results_path:
         p.error("--resume needs --results (or writing, i.e. no --no-write)")
-    done = load_results(results_path, backend, args) if args.resume else {}
+    done = {}
+    if args.resume:
+        end_torn_line(results_path)
+        done = load_results(results_path, backend, args)
     if results_path and not args.resume:
         os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
         open(results_path, "w").close()  # a new run starts a new file

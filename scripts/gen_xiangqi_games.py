@@ -192,8 +192,8 @@ def existing_ids(path):
     new indices until the file holds ``--games`` of those."""
     if not os.path.exists(path):
         return 0, set()
-    games, stats = read_jsonl(path)
-    ids = {g.id for g in games if g.id}
+    _, stats = read_jsonl(path)
+    ids = set()
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:

@@ -113,11 +113,6 @@ def pad_pairs(seqs, length):
     return x, y
 
 
-def make_sequence(game, rng, max_len, p_any, mirror):
-    x, y = pad_pairs([game_ids(game, rng, max_len, p_any, mirror)], max_len)
-    return x[0], y[0]
-
-
 PAD_MULTIPLE = 64
 _GROUP_CACHE = {}
 
@@ -169,8 +164,7 @@ def fixed_batches(games, args):
     class _NoRand:
         def random(self):
             return 1.0
-    xs, ys = zip(*(make_sequence(g, _NoRand(), args.max_len, 0.0, False) for g in games))
-    return np.stack(xs), np.stack(ys)
+    return pad_pairs([game_ids(g, _NoRand(), args.max_len, 0.0, False) for g in games], args.max_len)
 
 
 # --------------------------------------------------------------------- model

@@ -52,7 +52,14 @@ def _run(tmp_path, *extra):
 
 
 def _records(path):
-    return [json.loads(line) for line in open(path) if line.strip()]
+    """The readable records of a results file (a torn line is skipped)."""
+    recs = []
+    for line in open(path):
+        try:
+            recs.append(json.loads(line))
+        except ValueError:
+            pass
+    return recs
 
 
 def test_results_file_and_resume_after_a_stop(tmp_path):
@@ -71,7 +78,7 @@ def test_results_file_and_resume_after_a_stop(tmp_path):
         f.write(json.dumps(soft) + "\n" + '{"method": "perf')
     out = _run(tmp_path, "--methods", "softmax", "performer", "--modes", "bidirectional", "--resume")
     assert "resuming: 1 result(s)" in out
-    recs2 = _records_skipping_bad(tmp_path / "r.jsonl")
+    recs2 = _records(tmp_path / "r.jsonl")
     # softmax was reused (not re-run, so not appended again), the Performer ran once more
     assert [(r["method"], r["result"]) for r in recs2] == [("softmax", soft["result"])] + [
         ("performer", r["result"]) for r in recs2[1:]]
@@ -80,14 +87,4 @@ def test_results_file_and_resume_after_a_stop(tmp_path):
     # other settings never mix: a different m re-runs the Performer
     out = _run(tmp_path, "--methods", "performer", "--modes", "bidirectional", "--resume", "--nb-features", "8")
     assert "resuming" not in out
-    assert len(_records_skipping_bad(tmp_path / "r.jsonl")) == 3
-
-
-def _records_skipping_bad(path):
-    recs = []
-    for line in open(path):
-        try:
-            recs.append(json.loads(line))
-        except ValueError:
-            pass
-    return recs
+    assert len(_records(tmp_path / "r.jsonl")) == 3
