@@ -7,7 +7,11 @@ Held-out games: the validation split of ``--games`` (the same hash split
 scripts/train_xiangqi.py uses). For up to ``--positions`` positions of those
 games: top-1 accuracy among the legal moves against the engine's move, and how
 often the greedy 4-character decode (no legality constraint) is a legal move.
-Matches alternate colours. ``--write`` puts the figures into the model card and
+Matches alternate colours, once per ``--players`` kind: ``guarded`` is the
+default player of scripts/play_xiangqi.py (the model's move, plus a forced mate
+in one or two by checks, and the next best move when the model's walks into a
+mate in one, loses by a rule, or throws away a lead by a draw or repetition);
+``model`` is the model's best legal move with only a mate in one forced. ``--write`` puts the figures into the model card and
 the ``<!-- xiangqi_eval -->`` section of docs/benchmarks.md (machine, date,
 command). The LAST stdout line is a JSON object with every figure.
 
@@ -46,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--conditioning-games", type=int, default=None,
                    help="games for the <any> vs own-win comparison (default --random-games)")
     p.add_argument("--conditioning-opponent", choices=("random", "engine"), default="random")
+    p.add_argument("--players", nargs="+", choices=("guarded", "model"), default=["guarded", "model"],
+                   help="player kinds for the matches (the conditioning comparison uses the first)")
     p.add_argument("--max-plies", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opening-plies", type=int, default=2,
@@ -115,7 +121,8 @@ def report(res, command):
         lines.append(f"| {name} | {fmt_match(s)} |")
     c = res.get("conditioning")
     if c:
-        lines += ["", f"Conditioning ({c['opponent']}): own-win token score {c['own']:.3f} vs `<any>` "
+        player = c.get("player", "model + mate in one")
+        lines += ["", f"Conditioning ({c['opponent']}, {player} player): own-win token score {c['own']:.3f} vs `<any>` "
                   f"{c['any']:.3f} ({c['games']} games each, same model, same seeds): "
                   f"difference {c['own'] - c['any']:+.3f}."]
     spm = [s["seconds_per_move"] for s in res["matches"].values()]
@@ -171,28 +178,35 @@ def main(argv=None):
         return body
 
     flush()
-    own = Player(scorer, condition="own", seed=args.seed)
-    if args.random_games > 0:
-        res["matches"]["vs random mover (own-win token)"] = match(play, own, "random", args.random_games, 1, args,
-                                                                  "random own")
-        flush()
-    for d in args.engine_depths:
-        if args.engine_games > 0:
-            res["matches"][f"vs fairy-stockfish depth {d} (own-win token)"] = match(
-                play, own, "engine", args.engine_games, d, args, f"engine d{d} own")
+    kinds = {"guarded": ("guarded", True), "model": ("model + mate in one", False)}
+    for kind in args.players:
+        name, guard = kinds[kind]
+        own = Player(scorer, condition="own", guard=guard, seed=args.seed)
+        if args.random_games > 0:
+            res["matches"][f"vs random mover ({name}, own-win token)"] = match(
+                play, own, "random", args.random_games, 1, args, f"random own {kind}")
             flush()
+        for d in args.engine_depths:
+            if args.engine_games > 0:
+                res["matches"][f"vs fairy-stockfish depth {d} ({name}, own-win token)"] = match(
+                    play, own, "engine", args.engine_games, d, args, f"engine d{d} own {kind}")
+                flush()
     n_cond = args.conditioning_games if args.conditioning_games is not None else args.random_games
     if n_cond > 0:
-        anyp = Player(scorer, condition="any", seed=args.seed)
+        name, guard = kinds[args.players[0]]
+        own = Player(scorer, condition="own", guard=guard, seed=args.seed)
+        anyp = Player(scorer, condition="any", guard=guard, seed=args.seed)
         opp, d = args.conditioning_opponent, (args.engine_depths or [1])[0]
         label = "random mover" if opp == "random" else f"fairy-stockfish depth {d}"
-        own_key = f"vs {label} (own-win token)"
+        own_key = f"vs {label} ({name}, own-win token)"
         s_own = res["matches"].get(own_key)
         if s_own is None or s_own["games"] != n_cond:
             s_own = res["matches"][own_key + f", {n_cond} games"] = match(play, own, opp, n_cond, d, args,
                                                                           "cond own")
-        s_any = res["matches"][f"vs {label} (`<any>` token)"] = match(play, anyp, opp, n_cond, d, args, "cond any")
-        res["conditioning"] = {"opponent": label, "games": n_cond, "own": s_own["score"], "any": s_any["score"]}
+        s_any = res["matches"][f"vs {label} ({name}, `<any>` token)"] = match(play, anyp, opp, n_cond, d, args,
+                                                                              "cond any")
+        res["conditioning"] = {"opponent": label, "player": name, "games": n_cond, "own": s_own["score"],
+                               "any": s_any["score"]}
         flush()
     body = flush(final=True)
     print(body)

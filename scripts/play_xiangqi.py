@@ -55,6 +55,9 @@ def parse_args(argv=None):
                    help="result token the model is given: its own win, or <any>")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = best move; > 0 samples")
     p.add_argument("--no-mate-check", action="store_true", help="do not force a mate in one")
+    p.add_argument("--no-guard", action="store_true",
+                   help="the model's move only: no forced mate in two by checks, and no replacing a move that "
+                        "walks into a mate in one, loses by a rule, or throws away a lead by a draw or repetition")
     p.add_argument("--max-plies", type=int, default=300, help="game length cap (a draw)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opening-plies", type=int, default=0,
@@ -99,7 +102,7 @@ def load_player(args):
     model = load_xiangqi_model(args.model)
     scorer = MoveScorer(model)
     return Player(scorer, temperature=args.temperature, condition=args.condition,
-                  mate_check=not args.no_mate_check, seed=args.seed)
+                  mate_check=not args.no_mate_check, guard=not args.no_guard, seed=args.seed)
 
 
 # ------------------------------------------------------------------ match

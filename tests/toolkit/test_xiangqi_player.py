@@ -6,11 +6,13 @@ import random
 
 import pytest
 
-from toolkit.xiangqi.player import (Player, RandomPlayer, elo_from_score, match_summary, mating_move, play_game,
-                                    random_opening, score_interval)
+from toolkit.xiangqi.player import (Player, RandomPlayer, elo_from_score, match_summary, mate_in_two, mating_move,
+                                    move_hazard, play_game, random_opening, score_interval)
 from toolkit.xiangqi.rules import Position
 
 MATE_IN_ONE = "3k5/9/9/9/9/9/9/9/R8/4K4 w - - 0 1"  # a1d1 mates (flying general covers e9)
+MATE_IN_TWO = "3aka3/9/9/5N3/R8/9/9/9/9/3K5 w - - 0 1"  # f6g8+ e9e8 a5a8#: no mate in one
+WALKS_INTO_MATE = "3k5/9/9/P8/9/r8/9/3n5/4K4/3A1A3 w - - 0 1"  # e1d1 lets black mate in one
 
 
 class FakeScorer:
@@ -46,9 +48,9 @@ def test_only_legal_moves_over_thousands_of_positions():
     """3 players x 1,000 random positions (each pyffish call costs ~1-5 ms, so
     the positions, not the player, dominate the run time)."""
     rng = random.Random(0)
-    greedy = Player(HistoryScorer(), mate_check=False)
-    sampler = Player(FakeScorer(1), temperature=1.0, mate_check=False, seed=2)
-    checked = Player(FakeScorer(3), mate_check=True, seed=4)
+    greedy = Player(HistoryScorer(), mate_check=False, guard=False)
+    sampler = Player(FakeScorer(1), temperature=1.0, mate_check=False, guard=False, seed=2)
+    checked = Player(FakeScorer(3), temperature=1.0, seed=4)  # mate check and guard
     n = choices = 0
     while n < 1000:
         pos = Position()
@@ -81,8 +83,83 @@ def test_finds_mate_in_one_even_when_the_scorer_dislikes_it():
     assert out.result == "red" and out.termination == "checkmate"
     hint = player.hint(Position.from_fen(MATE_IN_ONE), k=3)
     assert hint[0][0] == "a1d1" and len(hint) == 3
-    # without the mate check the (bad) scorer's favourite is played
-    assert Player(FakeScorer(prefer="a1a9", avoid="a1d1"), mate_check=False).choose(Position.from_fen(MATE_IN_ONE)) == "a1a9"
+    # without the mate check and the guard (which would find it as a "mate in two") the scorer's favourite is played
+    pure = Player(FakeScorer(prefer="a1a9", avoid="a1d1"), mate_check=False, guard=False)
+    assert pure.choose(Position.from_fen(MATE_IN_ONE)) == "a1a9"
+
+
+def test_guard_plays_a_forced_mate_in_two_by_checks():
+    pos = Position.from_fen(MATE_IN_TWO)
+    assert mating_move(pos) is None
+    mv = mate_in_two(pos)
+    assert mv == "f6g8" and pos.gives_check(mv)
+    pos.push(mv)
+    replies = pos.legal_moves()
+    assert replies
+    for reply in replies:  # every answer allows a mate
+        pos.push(reply)
+        mate = mating_move(pos)
+        assert mate is not None
+        pos.push(mate)
+        assert pos.outcome().result == "red"
+        pos.pop()
+        pos.pop()
+    pos.pop()
+    assert Player(FakeScorer(prefer="a5a6", avoid="f6g8")).choose(pos) == "f6g8"
+    assert Player(FakeScorer(prefer="a5a6", avoid="f6g8"), guard=False).choose(pos) == "a5a6"
+    assert Player(FakeScorer(prefer="a5a6")).hint(pos, k=2)[0][0] == "f6g8"
+    assert mate_in_two(Position()) is None
+
+
+def test_guard_does_not_walk_into_a_mate_in_one():
+    pos = Position.from_fen(WALKS_INTO_MATE)
+    assert move_hazard(pos, "e1d1") == 2
+    pos.push("e1d1")
+    assert mating_move(pos) is not None
+    pos.pop()
+    assert Player(FakeScorer(prefer="e1d1"), guard=False).choose(pos) == "e1d1"
+    mv = Player(FakeScorer(prefer="e1d1")).choose(pos)
+    assert mv != "e1d1" and move_hazard(pos, mv) == 0
+    pos.push(mv)
+    assert mating_move(pos) is None
+    # every move is hazardous: the model's favourite among the least bad
+    only_bad = Position.from_fen("3k5/9/9/9/9/r8/9/3n5/4K4/3A1A3 w - - 0 1")
+    assert sorted(only_bad.legal_moves()) == ["e1d1", "e1e2"] and move_hazard(only_bad, "e1e2") == 0
+
+
+def test_guard_avoids_repeating_a_position_only_when_ahead():
+    moves = ["e9e8", "a5a6", "e8e9", "a6a5", "e9e8"]  # red to move; a5a6 would repeat the position after ply 2
+    ahead = Position.from_fen("3aka3/9/9/9/R8/9/9/9/9/3K5 b - - 0 1")  # red: a rook against two advisors
+    even = Position.from_fen("3aka3/9/9/9/R8/9/9/9/8r/3K5 b - - 0 1")  # a rook each
+    for pos in (ahead, even):
+        pos.push_many(moves)
+    assert move_hazard(ahead, "a5a6") == 1 and move_hazard(even, "a5a6") == 0
+    assert move_hazard(ahead, "a5a7") == 0
+    assert Player(FakeScorer(prefer="a5a6")).choose(ahead) != "a5a6"
+    assert Player(FakeScorer(prefer="a5a6")).choose(even) == "a5a6"
+    assert Player(FakeScorer(prefer="a5a6"), guard=False).choose(ahead) == "a5a6"
+
+
+def test_sampling_follows_the_softmax_of_the_scores():
+    """Gumbel-max order: the first move is a sample of softmax(score / T)."""
+    scores = {"h2e2": 0.0, "b2e2": -1.0, "h0g2": -2.0}
+
+    class Fixed:
+        def score(self, history, candidates, condition=None):
+            return [scores.get(m, -50.0) for m in candidates]
+
+    for temperature in (1.0, 0.5):
+        player = Player(Fixed(), temperature=temperature, mate_check=False, guard=False, seed=3)
+        pos = Position()
+        counts = {}
+        n = 4000
+        for _ in range(n):
+            mv = player.choose(pos)
+            counts[mv] = counts.get(mv, 0) + 1
+        z = sum(math.exp(s / temperature) for s in scores.values())
+        for mv, s in scores.items():
+            p = math.exp(s / temperature) / z
+            assert abs(counts.get(mv, 0) / n - p) < 4 * math.sqrt(p * (1 - p) / n) + 0.005, (mv, counts)
 
 
 def test_condition_is_passed_to_the_scorer():

@@ -10,6 +10,14 @@ an illegal move; it plays a move that mates (or stalemates, also a win in
 Xiangqi) at once when there is one (a 1-ply check on the rules), then the best
 scored move (``temperature=0``) or a sample at ``temperature``.
 
+``guard=True`` (the default) adds two small rule-based checks around the model,
+no search beyond them: a forced mate in two by checks is played when there is
+one (:func:`mate_in_two`), and the model's move is replaced by its next best
+when it walks into a mate in one, loses by a rule at once (perpetual check or
+chase), or, with more material than the opponent, ends the game in a draw or
+repeats a position (:func:`move_hazard`). ``guard=False`` with
+``mate_check=False`` is the model alone.
+
 >>> class Uniform:
 ...     def score(self, history, candidates, condition=None):
 ...         return [0.0] * len(candidates)
@@ -34,13 +42,14 @@ class Player:
     or a fixed ``'red'``/``'black'``/``'draw'``.
     """
 
-    def __init__(self, scorer, temperature=0.0, condition="own", mate_check=True, seed=None):
+    def __init__(self, scorer, temperature=0.0, condition="own", mate_check=True, guard=True, seed=None):
         if condition not in ("own", "any", "red", "black", "draw"):
             raise ValueError(f"condition must be own/any/red/black/draw, got {condition!r}")
         self.scorer = scorer
         self.temperature = float(temperature)
         self.condition = condition
         self.mate_check = mate_check
+        self.guard = guard
         self.rng = random.Random(seed)
 
     def condition_for(self, pos):
@@ -57,41 +66,55 @@ class Player:
             raise ValueError(f"the scorer returned {len(scores)} scores for {len(legal)} moves")
         return sorted(zip(legal, scores), key=lambda ms: -ms[1])
 
+    def forced_win(self, pos):
+        """A mate in one (``mate_check``) or a forced mate in two by checks (``guard``), else None."""
+        if not (self.mate_check or self.guard):
+            return None
+        checks = checking_moves(pos)
+        mate = mating_move(pos, checks) if self.mate_check else None
+        if mate is None and self.guard:
+            mate = mate_in_two(pos, checks)
+        return mate
+
     def choose(self, pos):
         """The move to play (None if the game is over for lack of legal moves)."""
-        if self.mate_check:
-            mate = mating_move(pos)
-            if mate is not None:
-                return mate
+        mate = self.forced_win(pos)
+        if mate is not None:
+            return mate
         ranked = self.scored_moves(pos)
         if not ranked:
             return None
         if self.temperature <= 0:
-            return ranked[0][0]
-        top = ranked[0][1]
-        weights = [math.exp((s - top) / self.temperature) for _, s in ranked]
-        return self.rng.choices([m for m, _ in ranked], weights=weights)[0]
+            order = [m for m, _ in ranked]
+        else:  # Gumbel-max: the first move is a sample of softmax(score / T), the rest the order without it
+            keyed = [(s / self.temperature - math.log(-math.log(self.rng.random() or 1e-300)), m)
+                     for m, s in ranked]
+            order = [m for _, m in sorted(keyed, key=lambda km: -km[0])]
+        if not self.guard:
+            return order[0]
+        best, best_hazard = order[0], None
+        for mv in order:
+            hazard = move_hazard(pos, mv)
+            if hazard == 0:
+                return mv
+            if best_hazard is None or hazard < best_hazard:
+                best, best_hazard = mv, hazard
+        return best
 
     def hint(self, pos, k=3):
-        """Top ``k`` ``(move, logprob)``; a mate in one comes first."""
+        """Top ``k`` ``(move, logprob)``; a forced win (see :meth:`forced_win`) comes first."""
         ranked = self.scored_moves(pos)
-        mate = mating_move(pos) if self.mate_check else None
+        mate = self.forced_win(pos)
         if mate is not None:
             ranked = [(m, s) for m, s in ranked if m == mate] + [(m, s) for m, s in ranked if m != mate]
         return ranked[:k]
 
 
-def mating_move(pos):
+def mating_move(pos, checks=None):
     """A legal move after which the opponent has no legal move (mate or
     stalemate: both win in Xiangqi), or None. Cheap: only moves that give check
-    (found on the pure-Python grid) are tried with the rules."""
-    grid = pos.board()
-    side = pos.turn
-    them = movegen.other(side)
-    for mv in pos.legal_moves():
-        frm, to = parse_iccs(mv)
-        if not movegen.in_check(movegen.apply(grid, (frm, to)), them):
-            continue
+    (``checks``, default :func:`checking_moves`) are tried with the rules."""
+    for mv in checking_moves(pos) if checks is None else checks:
         pos.push(mv)
         try:
             if not pos.legal_moves():
@@ -99,6 +122,75 @@ def mating_move(pos):
         finally:
             pos.pop()
     return None
+
+
+def checking_moves(pos):
+    """The legal moves of the side to move that give check (on the pure-Python grid)."""
+    grid = pos.board()
+    them = movegen.other(pos.turn)
+    return [mv for mv in pos.legal_moves() if movegen.in_check(movegen.apply(grid, parse_iccs(mv)), them)]
+
+
+def mate_in_two(pos, checks=None):
+    """A checking move after which every reply allows a mate in one (or ends
+    the game as a win for the side to move), else None: the forced mates in two
+    that start with a check (``checks``, default :func:`checking_moves`)."""
+    side = pos.turn
+    for mv in checking_moves(pos) if checks is None else checks:
+        pos.push(mv)
+        try:
+            out = pos.outcome()
+            if out is not None:
+                if out.result == side:
+                    return mv
+                continue
+            forced = True
+            for reply in pos.legal_moves():
+                pos.push(reply)
+                try:
+                    out = pos.outcome()
+                    forced = out.result == side if out is not None else mating_move(pos) is not None
+                finally:
+                    pos.pop()
+                if not forced:
+                    break
+            if forced:
+                return mv
+        finally:
+            pos.pop()
+    return None
+
+
+PIECE_VALUES = {"r": 9.0, "n": 4.0, "c": 4.5, "b": 2.0, "a": 2.0, "p": 1.0, "k": 0.0}
+
+
+def material(grid, side):
+    """Material of ``side`` (rook 9, cannon 4.5, horse 4, elephant and advisor 2, soldier 1)."""
+    return sum(PIECE_VALUES[p.lower()] for row in grid for p in row
+               if p != movegen.EMPTY and movegen.side_of(p) == side)
+
+
+def move_hazard(pos, mv):
+    """How bad legal ``mv`` is on the rules alone, for the side to move:
+    2 if it loses at once (the opponent then has a mate in one, or a rule ends
+    the game against the mover: perpetual check or chase), 1 if the mover has
+    more material and the move ends the game in a draw or repeats an earlier
+    position, else 0."""
+    side = pos.turn
+    grid = pos.board()
+    ahead = material(grid, side) > material(grid, movegen.other(side))
+    pos.push(mv)
+    try:
+        out = pos.outcome()
+        if out is not None:
+            if out.result == side:
+                return 0
+            return 2 if out.result != "draw" else (1 if ahead else 0)
+        if mating_move(pos) is not None:
+            return 2
+        return 1 if ahead and pos.repetitions() > 1 else 0
+    finally:
+        pos.pop()
 
 
 class RandomPlayer:
@@ -193,5 +285,6 @@ def match_summary(points):
             "elo_high": elo_from_score(high, n)}
 
 
-__all__ = ["Player", "RandomPlayer", "EnginePlayer", "mating_move", "play_game", "random_opening", "elo_from_score",
+__all__ = ["Player", "RandomPlayer", "EnginePlayer", "mating_move", "mate_in_two", "move_hazard", "material",
+           "checking_moves", "play_game", "random_opening", "elo_from_score",
            "match_summary", "score_interval"]
