@@ -4,24 +4,13 @@ conditioning comparison, the JSON file and the report lines."""
 
 import json
 
-import pytest
-
-from models.xiangqi import build_xiangqi_model, save_xiangqi_model, split_games
+from models.xiangqi import split_games
 from scripts import eval_xiangqi
 from toolkit.xiangqi.player import RandomPlayer, play_game
 from toolkit.xiangqi.records import GameRecord, append_game, read_games
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny_xq_eval")
-    model = build_xiangqi_model({"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
-                                 "intermediate_size": 64})
-    save_xiangqi_model(model, str(d))
-    return str(d)
-
-
-def test_eval_reports_both_player_kinds(tiny_model, tmp_path, capsys):
+def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path, capsys):
     games = tmp_path / "games.jsonl"
     for i in range(8):
         pos, out = play_game(RandomPlayer(i), RandomPlayer(100 + i), max_plies=12)
@@ -29,7 +18,7 @@ def test_eval_reports_both_player_kinds(tiny_model, tmp_path, capsys):
     held_out = split_games(read_games(str(games))[0], 0.5)[1]
     assert held_out  # the split is a hash of the moves: at 0.5 some of 8 games are held out
     out_json = tmp_path / "eval.json"
-    assert eval_xiangqi.main(["--model", tiny_model, "--games", str(games), "--val-fraction", "0.5",
+    assert eval_xiangqi.main(["--model", tiny_xiangqi_model, "--games", str(games), "--val-fraction", "0.5",
                               "--positions", "6", "--random-games", "2", "--engine-games", "0",
                               "--conditioning-games", "2", "--max-plies", "24",
                               "--players", "guarded", "model", "--json", str(out_json)]) == 0

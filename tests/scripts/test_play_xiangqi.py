@@ -5,9 +5,7 @@ stdin (illegal input rejected with the reason, undo, hint, save, resign)."""
 import io
 import json
 
-import pytest
 
-from models.xiangqi import build_xiangqi_model, save_xiangqi_model
 from scripts import play_xiangqi
 from toolkit.xiangqi.records import read_pgn
 
@@ -15,17 +13,8 @@ KEYS = {"games", "wins", "draws", "losses", "score", "elo", "elo_low", "elo_high
         "seconds_per_move"}
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tiny_xq")
-    model = build_xiangqi_model({"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2,
-                                 "intermediate_size": 64})
-    save_xiangqi_model(model, str(d))
-    return str(d)
-
-
-def test_match_vs_random_prints_json_last_line(tiny_model, capsys):
-    assert play_xiangqi.main(["--model", tiny_model, "--opponent", "random", "--games", "2", "--seed", "1",
+def test_match_vs_random_prints_json_last_line(tiny_xiangqi_model, capsys):
+    assert play_xiangqi.main(["--model", tiny_xiangqi_model, "--opponent", "random", "--games", "2", "--seed", "1",
                               "--max-plies", "40", "--show-board", "--no-color"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     res = json.loads(out[-1])
@@ -45,9 +34,9 @@ def run_interactive(monkeypatch, capsys, model, lines, extra=()):
     return capsys.readouterr().out
 
 
-def test_interactive_illegal_undo_hint_save_resign(tiny_model, monkeypatch, capsys, tmp_path):
+def test_interactive_illegal_undo_hint_save_resign(tiny_xiangqi_model, monkeypatch, capsys, tmp_path):
     pgn = tmp_path / "game.pgn"
-    out = run_interactive(monkeypatch, capsys, tiny_model,
+    out = run_interactive(monkeypatch, capsys, tiny_xiangqi_model,
                           ["e0e5", "a6a5", "xyz", "C2=5", "hint", "undo", "undo", "炮二平五", f"save {pgn}",
                            "resign"], extra=["--no-color"])
     assert "illegal move 'e0e5': illegal: piece cannot move there" in out
@@ -63,9 +52,9 @@ def test_interactive_illegal_undo_hint_save_resign(tiny_model, monkeypatch, caps
     assert "\x1b[" not in out  # --no-color
 
 
-def test_interactive_as_black_and_coloured_board(tiny_model, monkeypatch, capsys):
+def test_interactive_as_black_and_coloured_board(tiny_xiangqi_model, monkeypatch, capsys):
     monkeypatch.setenv("FORCE_COLOR", "1")
-    out = run_interactive(monkeypatch, capsys, tiny_model, ["undo", "resign"], extra=["--color", "black"])
+    out = run_interactive(monkeypatch, capsys, tiny_xiangqi_model, ["undo", "resign"], extra=["--color", "black"])
     out_lines = out.splitlines()
     assert out_lines[0].startswith("You play black")
     assert "model plays" in out and "nothing to undo" in out and "you resign: red wins" in out
