@@ -5,7 +5,6 @@ stdin (illegal input rejected with the reason, undo, hint, save, resign)."""
 import io
 import json
 
-
 from scripts import play_xiangqi
 from toolkit.xiangqi.records import read_pgn
 
