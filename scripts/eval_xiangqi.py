@@ -59,6 +59,8 @@ def parse_args(argv=None):
                         "fixed depth and the greedy model are deterministic)")
     p.add_argument("--write", action="store_true", help="update the model card and docs/benchmarks.md")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--note", default=None,
+                   help="a paragraph for the report, under the commands (e.g. how the parts of a split run ran)")
     p.add_argument("--merge", default=None,
                    help="start from the figures of an earlier run (its --json file): a long evaluation in parts")
     return p.parse_args(argv)
@@ -108,6 +110,8 @@ def report(res, command):
     cmds = res.get("commands") or [command]
     lines = [f"Machine: {common.machine_description()}; date {common.today()}; model `{res['model']}`.",
              "Command" + ("s" if len(cmds) > 1 else "") + ": " + "; then ".join(f"`{c}`" for c in cmds), ""]
+    if res.get("note"):
+        lines += [res["note"], ""]
     for key, title in (("accuracy_any", "`<any>` token"), ("accuracy_own", "own-win token")):
         a = res.get(key)
         if a:
@@ -161,7 +165,13 @@ def main(argv=None):
         print(f"[accuracy <any>] {json.dumps(res['accuracy_any'])}", file=sys.stderr, flush=True)
         res["accuracy_own"] = accuracy(scorer, val, args.positions, "own")
         print(f"[accuracy own] {json.dumps(res['accuracy_own'])}", file=sys.stderr, flush=True)
-    command = "python scripts/eval_xiangqi.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.note:
+        res["note"] = args.note
+    shown = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in shown:  # the note is prose for the report, not part of what the command measures
+        i = shown.index("--note")
+        del shown[i:i + 2]
+    command = "python scripts/eval_xiangqi.py " + " ".join(a for a in shown if not a.startswith("--note="))
     res["commands"] = commands + [command]
 
     def flush(final=False):

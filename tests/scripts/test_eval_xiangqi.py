@@ -21,7 +21,8 @@ def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path, capsys):
     assert eval_xiangqi.main(["--model", tiny_xiangqi_model, "--games", str(games), "--val-fraction", "0.5",
                               "--positions", "6", "--random-games", "2", "--engine-games", "0",
                               "--conditioning-games", "2", "--max-plies", "24",
-                              "--players", "guarded", "model", "--json", str(out_json)]) == 0
+                              "--players", "guarded", "model", "--json", str(out_json),
+                              "--note", "Both parts ran at once."]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res == json.loads(out_json.read_text()) and res["complete"] is True
     assert res["val_games"] == len(held_out)
@@ -35,6 +36,8 @@ def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path, capsys):
     for s in matches.values():
         assert s["games"] == 2 and s["illegal_moves"] == 0 and s["wins"] + s["draws"] + s["losses"] == 2
     assert res["conditioning"]["player"] == "guarded" and res["conditioning"]["games"] == 2
+    assert res["note"] == "Both parts ran at once." and "--note" not in res["commands"][-1]
     body = eval_xiangqi.report(res, "cmd")
+    assert "\nBoth parts ran at once.\n" in body
     assert "| vs random mover (guarded, own-win token) | 2 |" in body
     assert "Conditioning (random mover, guarded player)" in body
