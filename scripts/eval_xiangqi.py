@@ -11,8 +11,9 @@ Matches alternate colours, once per ``--players`` kind: ``guarded`` is the
 default player of scripts/play_xiangqi.py (the model's move, plus a forced mate
 in one or two by checks, and the next best move when the model's walks into a
 mate in one, loses by a rule, or throws away a lead by a draw or repetition);
-``model`` is the model's best legal move with only a mate in one forced. ``--write`` puts the figures into the model card and
-the ``<!-- xiangqi_eval -->`` section of docs/benchmarks.md (machine, date,
+``model`` is the model's best legal move with only a mate in one forced.
+``--write`` puts the figures into the model card and the
+``<!-- xiangqi_eval -->`` section of docs/benchmarks.md (machine, date,
 command). The LAST stdout line is a JSON object with every figure.
 
 Example:
@@ -44,8 +45,9 @@ def parse_args(argv=None):
     p.add_argument("--games", nargs="*", default=[], help="game records; their validation split is held out")
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--positions", type=int, default=600, help="held-out positions for the accuracy figures")
-    p.add_argument("--random-games", type=int, default=100, help="games vs the random mover (own-win token)")
-    p.add_argument("--engine-games", type=int, default=100, help="games per engine depth")
+    p.add_argument("--random-games", type=int, default=100,
+                   help="games vs the random mover (own-win token), per --players kind")
+    p.add_argument("--engine-games", type=int, default=100, help="games per engine depth and --players kind")
     p.add_argument("--engine-depths", type=int, nargs="*", default=[1, 3])
     p.add_argument("--conditioning-games", type=int, default=None,
                    help="games for the <any> vs own-win comparison (default --random-games)")
@@ -126,8 +128,8 @@ def report(res, command):
     c = res.get("conditioning")
     if c:
         player = c.get("player", "model + mate in one")
-        lines += ["", f"Conditioning ({c['opponent']}, {player} player): own-win token score {c['own']:.3f} vs `<any>` "
-                  f"{c['any']:.3f} ({c['games']} games each, same model, same seeds): "
+        lines += ["", f"Conditioning ({c['opponent']}, {player} player): own-win token score {c['own']:.3f} "
+                  f"vs `<any>` {c['any']:.3f} ({c['games']} games each, same model, same seeds): "
                   f"difference {c['own'] - c['any']:+.3f}."]
     spm = [s["seconds_per_move"] for s in res["matches"].values()]
     if spm:

@@ -86,7 +86,7 @@ class Player:
             return None
         if self.temperature <= 0:
             order = [m for m, _ in ranked]
-        else:  # Gumbel-max: the first move is a sample of softmax(score / T), the rest the order without it
+        else:  # Gumbel-max: the first move is a sample of softmax(score / T), each next one a sample of the rest
             keyed = [(s / self.temperature - math.log(-math.log(self.rng.random() or 1e-300)), m)
                      for m, s in ranked]
             order = [m for _, m in sorted(keyed, key=lambda km: -km[0])]
