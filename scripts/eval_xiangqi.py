@@ -191,9 +191,9 @@ def main(argv=None):
 
     flush()
     kinds = {"guarded": ("guarded", True), "model": ("model + mate in one", False)}
-    for kind in args.players:
-        name, guard = kinds[kind]
-        own = Player(scorer, condition="own", guard=guard, seed=args.seed)
+    players = {kind: Player(scorer, condition="own", guard=kinds[kind][1], seed=args.seed) for kind in args.players}
+    for kind, own in players.items():
+        name = kinds[kind][0]
         if args.random_games > 0:
             res["matches"][f"vs random mover ({name}, own-win token)"] = match(
                 play, own, "random", args.random_games, 1, args, f"random own {kind}")
@@ -205,9 +205,9 @@ def main(argv=None):
                 flush()
     n_cond = args.conditioning_games if args.conditioning_games is not None else args.random_games
     if n_cond > 0:
-        name, guard = kinds[args.players[0]]
-        own = Player(scorer, condition="own", guard=guard, seed=args.seed)
-        anyp = Player(scorer, condition="any", guard=guard, seed=args.seed)
+        first = args.players[0]
+        name, own = kinds[first][0], players[first]
+        anyp = Player(scorer, condition="any", guard=own.guard, seed=args.seed)
         opp, d = args.conditioning_opponent, (args.engine_depths or [1])[0]
         label = "random mover" if opp == "random" else f"fairy-stockfish depth {d}"
         own_key = f"vs {label} ({name}, own-win token)"

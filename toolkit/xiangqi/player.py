@@ -92,9 +92,10 @@ class Player:
             order = [m for _, m in sorted(keyed, key=lambda km: -km[0])]
         if not self.guard:
             return order[0]
+        ahead = is_ahead(pos)  # the same for every candidate: weighed once
         best, best_hazard = order[0], None
         for mv in order:
-            hazard = move_hazard(pos, mv)
+            hazard = move_hazard(pos, mv, ahead)
             if hazard == 0:
                 return mv
             if best_hazard is None or hazard < best_hazard:
@@ -170,15 +171,21 @@ def material(grid, side):
                if p != movegen.EMPTY and movegen.side_of(p) == side)
 
 
-def move_hazard(pos, mv):
+def is_ahead(pos):
+    """True if the side to move has more material than the opponent."""
+    grid = pos.board()
+    return material(grid, pos.turn) > material(grid, movegen.other(pos.turn))
+
+
+def move_hazard(pos, mv, ahead=None):
     """How bad legal ``mv`` is on the rules alone, for the side to move:
     2 if it loses at once (the opponent then has a mate in one, or a rule ends
     the game against the mover: perpetual check or chase), 1 if the mover has
-    more material and the move ends the game in a draw or repeats an earlier
-    position, else 0."""
+    more material (``ahead``, default :func:`is_ahead`) and the move ends the
+    game in a draw or repeats an earlier position, else 0."""
     side = pos.turn
-    grid = pos.board()
-    ahead = material(grid, side) > material(grid, movegen.other(side))
+    if ahead is None:
+        ahead = is_ahead(pos)
     pos.push(mv)
     try:
         out = pos.outcome()
@@ -286,5 +293,5 @@ def match_summary(points):
 
 
 __all__ = ["Player", "RandomPlayer", "EnginePlayer", "mating_move", "mate_in_two", "move_hazard", "material",
-           "checking_moves", "play_game", "random_opening", "elo_from_score",
+           "is_ahead", "checking_moves", "play_game", "random_opening", "elo_from_score",
            "match_summary", "score_interval"]
