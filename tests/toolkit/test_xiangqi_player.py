@@ -6,13 +6,16 @@ import random
 
 import pytest
 
+from toolkit.xiangqi.coords import make_iccs, parse_iccs
 from toolkit.xiangqi.player import (Player, RandomPlayer, elo_from_score, match_summary, mate_in_two, mating_move,
-                                    move_hazard, play_game, random_opening, score_interval)
+                                    move_balance, move_hazard, play_game, random_opening, score_interval)
 from toolkit.xiangqi.rules import Position
 
 MATE_IN_ONE = "3k5/9/9/9/9/9/9/9/R8/4K4 w - - 0 1"  # a1d1 mates (flying general covers e9)
 MATE_IN_TWO = "3aka3/9/9/5N3/R8/9/9/9/9/3K5 w - - 0 1"  # f6g8+ e9e8 a5a8#: no mate in one
 WALKS_INTO_MATE = "3k5/9/9/P8/9/r8/9/3n5/4K4/3A1A3 w - - 0 1"  # e1d1 lets black mate in one
+FREE_CHARIOT = "5k3/9/9/9/r8/9/9/9/9/R2K5 w - - 0 1"  # a0a5 takes a chariot nothing defends
+HANGING_CANNON = "r2k5/9/9/9/9/9/4P4/C8/9/4K4 w - - 0 1"  # the a9 chariot attacks the a2 cannon
 
 
 class FakeScorer:
@@ -125,6 +128,60 @@ def test_guard_does_not_walk_into_a_mate_in_one():
     # every move is hazardous: the model's favourite among the least bad
     only_bad = Position.from_fen("3k5/9/9/9/9/r8/9/3n5/4K4/3A1A3 w - - 0 1")
     assert sorted(only_bad.legal_moves()) == ["e1d1", "e1e2"] and move_hazard(only_bad, "e1e2") == 0
+
+
+def test_guard_takes_free_material_and_saves_a_hanging_piece():
+    grid = Position.from_fen(FREE_CHARIOT).board()
+    assert move_balance(grid, parse_iccs("a0a5")) == 9.0 and move_balance(grid, parse_iccs("a0b0")) == 0.0
+    pos = Position.from_fen(FREE_CHARIOT)
+    assert Player(FakeScorer(prefer="a0b0", avoid="a0a5")).choose(pos) == "a0a5"
+    assert Player(FakeScorer(prefer="a0b0"), guard=False).choose(pos) == "a0b0"
+    assert Player(FakeScorer(prefer="a0b0"), material_margin=None).choose(pos) == "a0b0"
+    assert Player(FakeScorer(prefer="a0b0"), material_margin=9.0).choose(pos) == "a0b0"  # within the margin
+
+    pos = Position.from_fen(HANGING_CANNON)
+    grid = pos.board()
+    assert move_balance(grid, parse_iccs("e3e4")) == -4.5
+    for seed in range(5):  # whatever the model's order after its favourite, the cannon is saved
+        mv = Player(FakeScorer(seed, prefer="e3e4")).choose(pos)
+        assert mv != "e3e4" and move_balance(grid, parse_iccs(mv)) >= -1.0, mv
+        after = Position.from_fen(HANGING_CANNON)
+        after.push(mv)
+        assert not [m for m in after.legal_moves() if after.piece_at(m[2:]) == "C"], mv  # nothing takes it
+    assert Player(FakeScorer(prefer="e3e4"), guard=False).choose(pos) == "e3e4"
+    with pytest.raises(ValueError, match="material_margin"):
+        Player(FakeScorer(), material_margin=-1)
+
+
+def test_guard_order_losing_at_once_then_material_then_repetition(monkeypatch):
+    """The guard's preference, with the balance and the hazard of each move
+    made up: a sound (within the margin) harmless move in the model's order;
+    else material is given up rather than lose at once (hazard 2), and a
+    repetition when ahead (hazard 1) is kept rather than give material up."""
+    import toolkit.xiangqi.player as player_module
+
+    pos = Position()
+    legal = pos.legal_moves()
+    a, b, c, d = "h2e2", "b2e2", "h0g2", "c3c4"  # the model's order
+    model = {a: 0.0, b: -1.0, c: -2.0, d: -3.0}
+
+    class Fixed:
+        def score(self, history, candidates, condition=None):
+            return [model.get(m, -50.0) for m in candidates]
+
+    def play(balance, hazard):
+        monkeypatch.setattr(player_module, "move_balance", lambda grid, mv: balance.get(make_iccs(*mv), -20.0))
+        monkeypatch.setattr(player_module, "move_hazard", lambda pos, mv, ahead=None: hazard.get(mv, 2))
+        return Player(Fixed()).choose(pos)
+
+    assert set(model) <= set(legal)
+    sound = {a: 0.0, b: 0.0, c: 0.0, d: 0.0}
+    assert play(sound, {a: 0, b: 0, c: 0, d: 0}) == a
+    assert play(sound, {a: 2, b: 1, c: 0, d: 0}) == c  # first harmless one
+    assert play({a: 0.0, b: -4.0, c: 0.0, d: 0.0}, {a: 2, b: 0, c: 0, d: 0}) == c  # b gives 4 away
+    assert play({a: 0.0, b: -4.0, c: -9.0, d: 0.0}, {a: 2, b: 0, c: 0, d: 2}) == b  # less given away than c
+    assert play({a: 0.0, b: -4.0, c: -9.0, d: 0.0}, {a: 2, b: 0, c: 0, d: 1}) == d  # repetition over material
+    assert play({a: 0.0, b: -4.0, c: -9.0, d: 0.0}, {}) == a  # all lose at once: the model's favourite
 
 
 def test_guard_avoids_repeating_a_position_only_when_ahead():

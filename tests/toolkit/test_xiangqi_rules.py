@@ -219,6 +219,32 @@ def test_in_check_equals_every_enemy_move_test():
     assert grids > 5000 and checks > 200
 
 
+def test_attackers_equal_the_pseudo_legal_moves_onto_a_point():
+    """movegen.attackers looks outward from a point; it must list exactly the
+    pieces whose pseudo-legal moves land there, for both sides, on every point
+    of grids from random playouts (empty points, own and enemy pieces)."""
+    rng = random.Random(12)
+    points = found = 0
+    for game in range(2):
+        pos = Position()
+        for _ in range(rng.randint(40, 160)):
+            if pos.outcome() is not None:
+                break
+            grid = pos.board()
+            for side in (movegen.RED, movegen.BLACK):
+                onto = {}
+                for a, t in movegen.pseudo_legal_moves(grid, side):
+                    onto.setdefault(t, []).append(a)
+                for r in range(10):
+                    for f in range(9):
+                        got = movegen.attackers(grid, (f, r), side)
+                        assert sorted(got) == sorted(onto.get((f, r), [])), (pos.fen(), side, (f, r))
+                        points += 1
+                        found += len(got)
+            pos.push(rng.choice(pos.legal_moves()))
+    assert points > 20000 and found > 5000, (points, found)
+
+
 def test_fen_handling():
     assert normalize_fen(None) == normalize_fen("") == normalize_fen("startpos") == START_FEN
     assert normalize_fen(START_FEN.replace(" w ", " r ")) == START_FEN

@@ -244,6 +244,69 @@ def in_check(grid, side):
     return False
 
 
+def attackers(grid, square, side):
+    """Squares ``(file, rank)`` of ``side``'s pieces that can move to ``square``
+    (checks ignored): the pseudo-legal captures of a piece standing there, or the
+    moves onto it when it is empty. Looks outward from the square like
+    :func:`in_check`; the tests compare it with :func:`pseudo_legal_moves`."""
+    f, r = square
+    if side_of(grid[r][f]) == side:
+        return []
+    upper = side == RED
+    capture = grid[r][f] != EMPTY  # a cannon moves onto an empty point like a chariot, captures over a screen
+    out = []
+    for df, dr in ((1, 0), (-1, 0), (0, 1), (0, -1)):  # chariot, cannon, general (one step)
+        tf, tr = f + df, r + dr
+        screened = False
+        while 0 <= tf < 9 and 0 <= tr < 10:
+            p = grid[tr][tf]
+            if p != EMPTY:
+                mine = p.isupper() == upper
+                kind = p.lower()
+                if not screened:
+                    if mine and (kind == "r" or (kind == "c" and not capture)
+                                 or (kind == "k" and tf == f + df and tr == r + dr and _in_palace(side, f, r))):
+                        out.append((tf, tr))
+                    if not capture:
+                        break
+                    screened = True
+                else:
+                    if mine and kind == "c":
+                        out.append((tf, tr))
+                    break
+            tf, tr = tf + df, tr + dr
+    for df, dr in _HORSE_MOVES:  # a horse on (f - df, r - dr) moving by (df, dr)
+        hf, hr = f - df, r - dr
+        if 0 <= hf < 9 and 0 <= hr < 10:
+            p = grid[hr][hf]
+            if p.lower() == "n" and p.isupper() == upper:
+                leg_f, leg_r = (hf, hr + dr // 2) if abs(dr) == 2 else (hf + df // 2, hr)
+                if grid[leg_r][leg_f] == EMPTY:
+                    out.append((hf, hr))
+    if _in_palace(side, f, r):  # advisors
+        for df in (1, -1):
+            for dr in (1, -1):
+                af, ar = f + df, r + dr
+                if _in_palace(side, af, ar) and grid[ar][af] == ("A" if upper else "a"):
+                    out.append((af, ar))
+    if _own_half(side, r):  # elephants, with the eye between free
+        for df in (2, -2):
+            for dr in (2, -2):
+                ef, er = f + df, r + dr
+                if (0 <= ef < 9 and 0 <= er < 10 and grid[er][ef] == ("B" if upper else "b")
+                        and grid[r + dr // 2][f + df // 2] == EMPTY):
+                    out.append((ef, er))
+    soldier = "P" if upper else "p"
+    behind = r - 1 if upper else r + 1  # red soldiers move up the ranks, black ones down
+    if 0 <= behind < 10 and grid[behind][f] == soldier:
+        out.append((f, behind))
+    if not _own_half(side, r):  # sideways only across the river
+        for sf in (f - 1, f + 1):
+            if 0 <= sf < 9 and grid[r][sf] == soldier:
+                out.append((sf, r))
+    return out
+
+
 def apply(grid, move):
     """A new grid with ``move`` ((from), (to)) played."""
     (f0, r0), (f1, r1) = move

@@ -10,13 +10,16 @@ an illegal move; it plays a move that mates (or stalemates, also a win in
 Xiangqi) at once when there is one (a 1-ply check on the rules), then the best
 scored move (``temperature=0``) or a sample at ``temperature``.
 
-``guard=True`` (the default) adds two small rule-based checks around the model,
+``guard=True`` (the default) adds small rule-based checks around the model,
 no search beyond them: a forced mate in two by checks is played when there is
-one (:func:`mate_in_two`), and the model's move is replaced by its next best
-when it walks into a mate in one, loses by a rule at once (perpetual check or
-chase), or, with more material than the opponent, ends the game in a draw or
-repeats a position (:func:`move_hazard`). ``guard=False`` with
-``mate_check=False`` is the model alone.
+one (:func:`mate_in_two`); the model's choice is kept to moves that do not give
+material away, that is whose one-exchange balance
+(:func:`~toolkit.xiangqi.material.move_balance`) is within ``material_margin``
+of the best move's (a free piece is taken, a hanging one saved); and a move is
+replaced by the model's next best when it walks into a mate in one, loses by
+a rule at once (perpetual check or chase), or, with more material than the
+opponent, ends the game in a draw or repeats a position (:func:`move_hazard`).
+``guard=False`` with ``mate_check=False`` is the model alone.
 
 >>> class Uniform:
 ...     def score(self, history, candidates, condition=None):
@@ -31,6 +34,7 @@ import random
 
 from . import movegen
 from .coords import parse_iccs
+from .material import PIECE_VALUES, material, move_balance
 from .rules import Position
 
 
@@ -39,12 +43,18 @@ class Player:
 
     ``condition``: ``'own'`` asks the model for the moves of games the side to
     move wins (the own-win result token), ``'any'`` for unconditioned moves,
-    or a fixed ``'red'``/``'black'``/``'draw'``.
+    or a fixed ``'red'``/``'black'``/``'draw'``. ``material_margin`` (with
+    ``guard``): how much material below the best legal move's one-exchange
+    balance a move may be and still be played (None: no material check).
     """
 
-    def __init__(self, scorer, temperature=0.0, condition="own", mate_check=True, guard=True, seed=None):
+    def __init__(self, scorer, temperature=0.0, condition="own", mate_check=True, guard=True, seed=None,
+                 material_margin=1.0):
         if condition not in ("own", "any", "red", "black", "draw"):
             raise ValueError(f"condition must be own/any/red/black/draw, got {condition!r}")
+        if material_margin is not None and not material_margin >= 0:
+            raise ValueError(f"material_margin must be >= 0 or None, got {material_margin!r}")
+        self.material_margin = material_margin
         self.scorer = scorer
         self.temperature = float(temperature)
         self.condition = condition
@@ -92,14 +102,27 @@ class Player:
             order = [m for _, m in sorted(keyed, key=lambda km: -km[0])]
         if not self.guard:
             return order[0]
+        sound = None
+        if self.material_margin is not None:  # moves that keep the material first, in the model's order
+            grid = pos.board()
+            balance = {mv: move_balance(grid, parse_iccs(mv)) for mv in order}
+            floor = max(balance.values()) - self.material_margin
+            sound = {mv for mv in order if balance[mv] >= floor}
+            order = sorted(order, key=lambda mv: (False, 0.0) if mv in sound else (True, -balance[mv]))
         ahead = is_ahead(pos)  # the same for every candidate: weighed once
-        best, best_hazard = order[0], None
+        # the first move that is sound and harmless; else the least bad: losing at once is worst,
+        # then giving material away, then a draw or repetition when ahead
+        best, best_key = order[0], None
         for mv in order:
+            unsound = sound is not None and mv not in sound
+            if unsound and best_key is not None and best_key <= (False, True, 0):
+                break  # nothing unsound after it is better (they come by balance, best first)
             hazard = move_hazard(pos, mv, ahead)
-            if hazard == 0:
+            key = (hazard == 2, unsound, hazard)
+            if key == (False, False, 0):
                 return mv
-            if best_hazard is None or hazard < best_hazard:
-                best, best_hazard = mv, hazard
+            if best_key is None or key < best_key:
+                best, best_key = mv, key
         return best
 
     def hint(self, pos, k=3):
@@ -160,15 +183,6 @@ def mate_in_two(pos, checks=None):
         finally:
             pos.pop()
     return None
-
-
-PIECE_VALUES = {"r": 9.0, "n": 4.0, "c": 4.5, "b": 2.0, "a": 2.0, "p": 1.0, "k": 0.0}
-
-
-def material(grid, side):
-    """Material of ``side`` (rook 9, cannon 4.5, horse 4, elephant and advisor 2, soldier 1)."""
-    return sum(PIECE_VALUES[p.lower()] for row in grid for p in row
-               if p != movegen.EMPTY and movegen.side_of(p) == side)
 
 
 def is_ahead(pos):
@@ -293,5 +307,5 @@ def match_summary(points):
 
 
 __all__ = ["Player", "RandomPlayer", "EnginePlayer", "mating_move", "mate_in_two", "move_hazard", "material",
-           "is_ahead", "checking_moves", "play_game", "random_opening", "elo_from_score",
+           "is_ahead", "checking_moves", "move_balance", "PIECE_VALUES", "play_game", "random_opening", "elo_from_score",
            "match_summary", "score_interval"]
