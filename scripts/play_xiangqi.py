@@ -101,6 +101,7 @@ def load_player(args):
 
     model = load_xiangqi_model(args.model)
     scorer = MoveScorer(model)
+    scorer.warmup()  # trace now: the first moves are not slower than the rest
     return Player(scorer, temperature=args.temperature, condition=args.condition,
                   mate_check=not args.no_mate_check, guard=not args.no_guard, seed=args.seed)
 

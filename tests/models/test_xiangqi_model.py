@@ -202,3 +202,23 @@ def test_batched_scoring_equals_full_forward(tmp_path):
             chars.append(int(np.argmax(out)))
             ids = ids + chars[-1:]
         assert greedy == "".join(xq.VOCAB[i] if i >= len(xq.SPECIALS) else "?" for i in chars)
+
+
+def test_warmup_traces_the_shapes_of_a_game():
+    """After ``warmup`` a game's first 40 plies, played from either side, trace
+    nothing new: the step functions only trace (run their Python body) for a
+    new input shape, so no call of the traced body may happen after it."""
+    model = build_xiangqi_model(dict(TINY, num_hidden_layers=2))
+    scorer = MoveScorer(model)
+    traced = []
+    forward = scorer.decoder._forward
+    scorer.decoder._forward = lambda *a, **k: traced.append(1) or forward(*a, **k)
+    scorer.warmup()
+    assert traced, "warmup traced nothing"
+    assert scorer._last is None
+    n = len(traced)
+    g = random_games(1, seed=5, plies=40)[0]
+    for start in (0, 1):  # the player is red (plies 0, 2, ...) or black (1, 3, ...)
+        for i in range(start, len(g.moves), 2):
+            scorer.score(g.moves[:i], Position.from_moves(g.moves[:i]).legal_moves(), "red" if start == 0 else "black")
+    assert len(traced) == n, f"{len(traced) - n} traces after the warm-up"
