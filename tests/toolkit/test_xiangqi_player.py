@@ -149,6 +149,9 @@ def test_guard_takes_free_material_and_saves_a_hanging_piece():
         after.push(mv)
         assert not [m for m in after.legal_moves() if after.piece_at(m[2:]) == "C"], mv  # nothing takes it
     assert Player(FakeScorer(prefer="e3e4"), guard=False).choose(pos) == "e3e4"
+    hint = Player(FakeScorer(prefer="e3e4")).hint(pos, k=3)  # the hint leads with the guarded move
+    assert hint[0][0] != "e3e4" and "e3e4" in [m for m, _ in hint] and len(hint) == 3
+    assert Player(FakeScorer(prefer="e3e4"), guard=False).hint(pos, k=1)[0][0] == "e3e4"
     with pytest.raises(ValueError, match="material_margin"):
         Player(FakeScorer(), material_margin=-1)
 

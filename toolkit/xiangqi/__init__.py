@@ -7,6 +7,8 @@ and a fairy-stockfish client. Backend-free (no keras); rules come from pyffish.
 * :mod:`.notation` ICCS / WXF / Chinese conversions and :func:`parse_move`
 * :mod:`.records`  seed JSONL, ICCS PGN and own JSONL readers, the appending writer
 * :mod:`.engine`   :class:`UciEngine` for fairy-stockfish
+* :mod:`.material` piece values and the one-exchange balance of a move
+* :mod:`.player`   the move chooser around any scorer (guard, random and engine players, matches)
 
 >>> from toolkit.xiangqi import Position, parse_move, iccs_to_chinese
 >>> pos = Position()

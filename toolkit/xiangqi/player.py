@@ -11,7 +11,7 @@ Xiangqi) at once when there is one (a 1-ply check on the rules), then the best
 scored move (``temperature=0``) or a sample at ``temperature``.
 
 ``guard=True`` (the default) adds small rule-based checks around the model,
-no search beyond them: a forced mate in two by checks is played when there is
+no search beyond them (the material check looks one exchange deep): a forced mate in two by checks is played when there is
 one (:func:`mate_in_two`); the model's choice is kept to moves that do not give
 material away, that is whose one-exchange balance
 (:func:`~toolkit.xiangqi.material.move_balance`) is within ``material_margin``
@@ -100,6 +100,13 @@ class Player:
             keyed = [(s / self.temperature - math.log(-math.log(self.rng.random() or 1e-300)), m)
                      for m, s in ranked]
             order = [m for _, m in sorted(keyed, key=lambda km: -km[0])]
+        return self.guarded(pos, order)
+
+    def guarded(self, pos, order):
+        """The move to play from ``order`` (legal moves, the model's preference
+        first): ``order[0]`` without the guard; with it, the first move that
+        keeps the material (see ``material_margin``) and has no
+        :func:`move_hazard`, else the least bad one."""
         if not self.guard:
             return order[0]
         sound = None
@@ -126,12 +133,14 @@ class Player:
         return best
 
     def hint(self, pos, k=3):
-        """Top ``k`` ``(move, logprob)``; a forced win (see :meth:`forced_win`) comes first."""
+        """Top ``k`` ``(move, logprob)`` by the model; the move the player would
+        play at temperature 0 comes first (a forced win, see :meth:`forced_win`,
+        or the guard's choice)."""
         ranked = self.scored_moves(pos)
-        mate = self.forced_win(pos)
-        if mate is not None:
-            ranked = [(m, s) for m, s in ranked if m == mate] + [(m, s) for m, s in ranked if m != mate]
-        return ranked[:k]
+        if not ranked:
+            return []
+        first = self.forced_win(pos) or self.guarded(pos, [m for m, _ in ranked])
+        return ([(m, s) for m, s in ranked if m == first] + [(m, s) for m, s in ranked if m != first])[:k]
 
 
 def mating_move(pos, checks=None):
