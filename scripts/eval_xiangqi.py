@@ -9,8 +9,9 @@ games: top-1 accuracy among the legal moves against the engine's move, and how
 often the greedy 4-character decode (no legality constraint) is a legal move.
 Matches alternate colours, once per ``--players`` kind: ``guarded`` is the
 default player of scripts/play_xiangqi.py (the model's move, plus a forced mate
-in one or two by checks, and the next best move when the model's walks into a
-mate in one, loses by a rule, or throws away a lead by a draw or repetition);
+in one or two by checks, a material check that keeps the model from giving
+pieces away, and the next best move when the model's walks into a mate in one,
+loses by a rule, or throws away a lead by a draw or repetition);
 ``model`` is the model's best legal move with only a mate in one forced.
 ``--write`` puts the figures into the model card and the
 ``<!-- xiangqi_eval -->`` section of docs/benchmarks.md (machine, date,

@@ -56,8 +56,13 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.0, help="0 = best move; > 0 samples")
     p.add_argument("--no-mate-check", action="store_true", help="do not force a mate in one")
     p.add_argument("--no-guard", action="store_true",
-                   help="the model's move only: no forced mate in two by checks, and no replacing a move that "
-                        "walks into a mate in one, loses by a rule, or throws away a lead by a draw or repetition")
+                   help="the model's move only: no forced mate in two by checks, no material check, and no "
+                        "replacing a move that walks into a mate in one, loses by a rule, or throws away a lead "
+                        "by a draw or repetition")
+    p.add_argument("--material-margin", type=float, default=1.0,
+                   help="guard: play only moves whose one-exchange material balance is within this many points "
+                        "of the best legal move's (chariot 9, cannon 4.5, horse 4, elephant/advisor 2, "
+                        "soldier 1; default 1; 100 turns the material check off)")
     p.add_argument("--max-plies", type=int, default=300, help="game length cap (a draw)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opening-plies", type=int, default=0,
@@ -65,7 +70,10 @@ def parse_args(argv=None):
     p.add_argument("--show-board", action="store_true", help="match: print each game's final board")
     p.add_argument("--no-color", action="store_true", help="no ANSI colours")
     p.add_argument("--quiet", action="store_true", help="match: only the summary and the JSON line")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.material_margin >= 0:
+        p.error(f"--material-margin must be >= 0, got {args.material_margin}")
+    return args
 
 
 def render_board(pos, color=True, last=None):
@@ -103,7 +111,8 @@ def load_player(args):
     scorer = MoveScorer(model)
     scorer.warmup()  # trace now: the first moves are not slower than the rest
     return Player(scorer, temperature=args.temperature, condition=args.condition,
-                  mate_check=not args.no_mate_check, guard=not args.no_guard, seed=args.seed)
+                  mate_check=not args.no_mate_check, guard=not args.no_guard, seed=args.seed,
+                  material_margin=args.material_margin)
 
 
 # ------------------------------------------------------------------ match

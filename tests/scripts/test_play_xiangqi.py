@@ -5,6 +5,8 @@ stdin (illegal input rejected with the reason, undo, hint, save, resign)."""
 import io
 import json
 
+import pytest
+
 from scripts import play_xiangqi
 from toolkit.xiangqi.records import read_pgn
 
@@ -58,3 +60,12 @@ def test_interactive_as_black_and_coloured_board(tiny_xiangqi_model, monkeypatch
     assert out_lines[0].startswith("You play black")
     assert "model plays" in out and "nothing to undo" in out and "you resign: red wins" in out
     assert "\x1b[31;1m" in out and "\x1b[34;1m" in out  # red and black pieces in ANSI colours
+
+
+def test_material_margin_reaches_the_player_and_bad_values_are_refused(tiny_xiangqi_model, capsys):
+    args = play_xiangqi.parse_args(["--model", tiny_xiangqi_model, "--material-margin", "2.5"])
+    assert play_xiangqi.load_player(args).material_margin == 2.5
+    assert play_xiangqi.parse_args([]).material_margin == 1.0
+    with pytest.raises(SystemExit):
+        play_xiangqi.parse_args(["--material-margin", "-1"])
+    assert "--material-margin must be >= 0" in capsys.readouterr().err
