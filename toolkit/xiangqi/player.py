@@ -11,15 +11,16 @@ Xiangqi) at once when there is one (a 1-ply check on the rules), then the best
 scored move (``temperature=0``) or a sample at ``temperature``.
 
 ``guard=True`` (the default) adds small rule-based checks around the model,
-no search beyond them (the material check looks one exchange deep): a forced mate in two by checks is played when there is
-one (:func:`mate_in_two`); the model's choice is kept to moves that do not give
-material away, that is whose one-exchange balance
-(:func:`~toolkit.xiangqi.material.move_balance`) is within ``material_margin``
-of the best move's (a free piece is taken, a hanging one saved); and a move is
-replaced by the model's next best when it walks into a mate in one, loses by
-a rule at once (perpetual check or chase), or, with more material than the
-opponent, ends the game in a draw or repeats a position (:func:`move_hazard`).
-``guard=False`` with ``mate_check=False`` is the model alone.
+no search beyond them (the material check looks one exchange deep): a forced
+mate in two by checks is played when there is one (:func:`mate_in_two`); the
+model's choice is kept to moves that do not give material away, that is whose
+one-exchange balance (:func:`~toolkit.xiangqi.material.move_balance`) is
+within ``material_margin`` of the best move's (a free piece is taken, a
+hanging one saved); and a move is replaced by the model's next best when it
+walks into a mate in one, loses by a rule at once (perpetual check or chase),
+or, with more material than the opponent, ends the game in a draw or repeats
+a position (:func:`move_hazard`). ``guard=False`` with ``mate_check=False`` is
+the model alone.
 
 >>> class Uniform:
 ...     def score(self, history, candidates, condition=None):
@@ -316,5 +317,5 @@ def match_summary(points):
 
 
 __all__ = ["Player", "RandomPlayer", "EnginePlayer", "mating_move", "mate_in_two", "move_hazard", "material",
-           "is_ahead", "checking_moves", "move_balance", "PIECE_VALUES", "play_game", "random_opening", "elo_from_score",
-           "match_summary", "score_interval"]
+           "is_ahead", "checking_moves", "move_balance", "PIECE_VALUES", "play_game", "random_opening",
+           "elo_from_score", "match_summary", "score_interval"]
