@@ -1,11 +1,10 @@
 """toolkit.xiangqi.material: piece values, the one-exchange gain against its
 definition on thousands of grids, hand-made balances."""
 
-import random
-
 from toolkit.xiangqi import movegen
 from toolkit.xiangqi.material import PIECE_VALUES, exchange_gain, material, move_balance, value
-from toolkit.xiangqi.rules import Position
+
+from .xiangqi_playouts import playout_positions
 
 
 def gain_by_definition(grid, side):
@@ -24,21 +23,15 @@ def gain_by_definition(grid, side):
 
 
 def playout_grids(seed, games, per_move=4):
-    """Grids one pseudo-legal move away from the positions of random playouts
+    """Grids of random playouts and grids one pseudo-legal move away from them
     (so pieces hang, are defended and attacked in every way)."""
-    rng = random.Random(seed)
-    for _ in range(games):
-        pos = Position()
-        for _ in range(rng.randint(30, 160)):
-            if pos.outcome() is not None:
-                break
-            grid = pos.board()
-            yield grid
-            for move in movegen.pseudo_legal_moves(grid, pos.turn)[::per_move]:
-                after = movegen.apply(grid, move)
-                if not movegen.in_check(after, pos.turn):
-                    yield after
-            pos.push(rng.choice(pos.legal_moves()))
+    for pos in playout_positions(seed, games):
+        grid = pos.board()
+        yield grid
+        for move in movegen.pseudo_legal_moves(grid, pos.turn)[::per_move]:
+            after = movegen.apply(grid, move)
+            if not movegen.in_check(after, pos.turn):
+                yield after
 
 
 def test_exchange_gain_equals_its_definition():

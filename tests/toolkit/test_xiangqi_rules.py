@@ -14,6 +14,8 @@ from toolkit.xiangqi.coords import iccs_to_uci, make_iccs, normalize_iccs, parse
 from toolkit.xiangqi.rules import (START_FEN, IllegalMoveError, InvalidFenError, Position, first_illegal,
                                    normalize_fen, replay)
 
+from .xiangqi_playouts import playout_positions
+
 MATE_BLACK = "3k5/9/9/9/9/9/9/9/9/3RK4 b - - 0 1"          # chariot d0 checks, e9 faces the red general
 STALEMATE_BLACK = "3k5/4R4/9/9/9/9/9/9/9/4K4 b - - 0 1"    # d9 general: every move runs into the e8 chariot
 PERPETUAL = "4k4/9/9/9/9/R8/9/9/9/5K3 w - - 0 1"            # red chariot can check forever on d/e files
@@ -200,22 +202,16 @@ def test_in_check_equals_every_enemy_move_test():
             return True
         return any(t == g for _, t in movegen.pseudo_legal_moves(grid, movegen.other(side)))
 
-    rng = random.Random(11)
     grids = checks = 0
-    for game in range(6):
-        pos = Position()
-        for _ in range(rng.randint(40, 160)):
-            if pos.outcome() is not None:
-                break
-            grid = pos.board()
-            for move in movegen.pseudo_legal_moves(grid, pos.turn)[::3]:
-                after = movegen.apply(grid, move)
-                for side in (movegen.RED, movegen.BLACK):
-                    want = by_definition(after, side)
-                    assert movegen.in_check(after, side) == want, (pos.fen(), move, side)
-                    grids += 1
-                    checks += want
-            pos.push(rng.choice(pos.legal_moves()))
+    for pos in playout_positions(11, 6):
+        grid = pos.board()
+        for move in movegen.pseudo_legal_moves(grid, pos.turn)[::3]:
+            after = movegen.apply(grid, move)
+            for side in (movegen.RED, movegen.BLACK):
+                want = by_definition(after, side)
+                assert movegen.in_check(after, side) == want, (pos.fen(), move, side)
+                grids += 1
+                checks += want
     assert grids > 5000 and checks > 200
 
 
@@ -223,25 +219,19 @@ def test_attackers_equal_the_pseudo_legal_moves_onto_a_point():
     """movegen.attackers looks outward from a point; it must list exactly the
     pieces whose pseudo-legal moves land there, for both sides, on every point
     of grids from random playouts (empty points, own and enemy pieces)."""
-    rng = random.Random(12)
     points = found = 0
-    for game in range(2):
-        pos = Position()
-        for _ in range(rng.randint(40, 160)):
-            if pos.outcome() is not None:
-                break
-            grid = pos.board()
-            for side in (movegen.RED, movegen.BLACK):
-                onto = {}
-                for a, t in movegen.pseudo_legal_moves(grid, side):
-                    onto.setdefault(t, []).append(a)
-                for r in range(10):
-                    for f in range(9):
-                        got = movegen.attackers(grid, (f, r), side)
-                        assert sorted(got) == sorted(onto.get((f, r), [])), (pos.fen(), side, (f, r))
-                        points += 1
-                        found += len(got)
-            pos.push(rng.choice(pos.legal_moves()))
+    for pos in playout_positions(12, 2):
+        grid = pos.board()
+        for side in (movegen.RED, movegen.BLACK):
+            onto = {}
+            for a, t in movegen.pseudo_legal_moves(grid, side):
+                onto.setdefault(t, []).append(a)
+            for r in range(10):
+                for f in range(9):
+                    got = movegen.attackers(grid, (f, r), side)
+                    assert sorted(got) == sorted(onto.get((f, r), [])), (pos.fen(), side, (f, r))
+                    points += 1
+                    found += len(got)
     assert points > 20000 and found > 5000, (points, found)
 
 
