@@ -166,6 +166,8 @@ def run_match(args, out=None, player=None):
         if engine is not None:
             engine.close()
     s = match_summary(points)
+    if engine is not None:
+        s["engine_restarts"] = opponent.restarts  # searches retried on a fresh engine after a stall
     s.update(illegal_moves=illegal, seconds_per_move=round(sum(times) / max(1, len(times)), 4),
              opponent=name, condition=args.condition, opening_plies=getattr(args, "opening_plies", 0), mean_plies=round(sum(plies) / max(1, len(plies)), 1))
     print(f"model vs {name}: +{s['wins']} ={s['draws']} -{s['losses']} in {s['games']} games, "

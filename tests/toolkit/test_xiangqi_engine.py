@@ -74,3 +74,46 @@ def test_parse_info_lines():
     assert (ln.depth, ln.mate, ln.score_cp, ln.pv) == (7, -3, None, ["e9e8", "a4e4"]) and ln.score < -90_000
     assert parse_info("info string variant xiangqi") is None
     assert parse_info("info depth 2 currmove h3e3 currmovenumber 1") is None
+
+
+def test_restart_gives_a_fresh_engine_with_the_same_settings():
+    with UciEngine(hash_mb=8) as eng:
+        old = eng.proc
+        eng.set_option("MultiPV", 2)
+        eng.restart()
+        assert old.poll() is not None and eng.proc is not old and eng.proc.poll() is None
+        assert eng._multipv == 1  # a new process: back to one line
+        res = eng.search(depth=2)
+        assert res.bestmove in Position().legal_moves() and len(res.lines) == 1
+
+
+def test_engine_player_retries_a_stalled_search_on_a_restarted_engine():
+    from toolkit.xiangqi.player import EnginePlayer
+
+    class Flaky:
+        """Fails the first ``fail`` searches (like a search that hangs past its timeout)."""
+
+        def __init__(self, fail):
+            self.fail, self.calls, self.restarts = fail, 0, 0
+
+        def bestmove(self, fen, moves, **limits):
+            self.calls += 1
+            if self.calls <= self.fail:
+                raise EngineError("engine did not answer 'go depth 1' within 120s even after 'stop'; killed it")
+            return "h2e2"
+
+        def restart(self):
+            self.restarts += 1
+
+    flaky = Flaky(fail=1)
+    player = EnginePlayer(flaky, depth=1)
+    assert player.choose(Position()) == "h2e2"
+    assert (flaky.calls, flaky.restarts, player.restarts) == (2, 1, 1)
+    stuck = EnginePlayer(Flaky(fail=100), depth=1, max_restarts=2)
+    for _ in range(2):  # each failure is retried once on a restarted engine, which fails again
+        with pytest.raises(EngineError):
+            stuck.choose(Position())
+    assert stuck.restarts == 2
+    with pytest.raises(EngineError):  # no restarts left: the error goes through at once
+        stuck.choose(Position())
+    assert stuck.engine.restarts == 2 and stuck.engine.calls == 5

@@ -132,6 +132,7 @@ class UciEngine:
     """
 
     def __init__(self, path=None, variant="xiangqi", options=None, threads=1, hash_mb=16, timeout=10.0):
+        self._settings = (variant, options, threads, hash_mb, timeout)
         self.path = find_engine(path)
         self.variant = variant
         self.timeout = timeout
@@ -292,6 +293,12 @@ class UciEngine:
                 except ValueError:
                     ponder = None
                 return SearchResult(best, ponder, [lines[k] for k in sorted(lines)])
+
+    def restart(self):
+        """Kill this engine process (if it still runs) and start a fresh one
+        with the same path and settings: the way out of a search that hangs."""
+        self.close(timeout=0.5)
+        self.__init__(self.path, *self._settings)
 
     def bestmove(self, fen=None, moves=(), **limits):
         """Just the ICCS best move (None if there is none)."""

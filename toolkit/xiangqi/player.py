@@ -35,6 +35,7 @@ import random
 
 from . import movegen
 from .coords import parse_iccs
+from .engine import EngineError
 from .material import PIECE_VALUES, material, move_balance
 from .rules import Position
 
@@ -236,14 +237,27 @@ class RandomPlayer:
 
 
 class EnginePlayer:
-    """fairy-stockfish at a fixed depth (or node count) through ``UciEngine``."""
+    """fairy-stockfish at a fixed depth (or node count) through ``UciEngine``.
 
-    def __init__(self, engine, depth=None, nodes=None):
+    A search that fails (``EngineError``: the engine hung past the search
+    timeout or died) is retried once on a restarted engine, at most
+    ``max_restarts`` times in all (counted in ``restarts``), so a long match
+    survives a rare engine stall."""
+
+    def __init__(self, engine, depth=None, nodes=None, max_restarts=3):
         self.engine, self.depth, self.nodes = engine, depth, nodes
+        self.max_restarts, self.restarts = max_restarts, 0
 
     def choose(self, pos):
         limits = {k: v for k, v in (("depth", self.depth), ("nodes", self.nodes)) if v is not None}
-        return self.engine.bestmove(pos.start_fen, pos.moves, **limits)
+        try:
+            return self.engine.bestmove(pos.start_fen, pos.moves, **limits)
+        except EngineError:
+            if self.restarts >= self.max_restarts:
+                raise
+            self.restarts += 1
+            self.engine.restart()
+            return self.engine.bestmove(pos.start_fen, pos.moves, **limits)
 
 
 def random_opening(plies, seed):
