@@ -203,7 +203,7 @@ def test_in_check_equals_every_enemy_move_test():
         return any(t == g for _, t in movegen.pseudo_legal_moves(grid, movegen.other(side)))
 
     grids = checks = 0
-    for pos in playout_positions(11, 6):
+    for pos in playout_positions(11, 4):
         grid = pos.board()
         for move in movegen.pseudo_legal_moves(grid, pos.turn)[::3]:
             after = movegen.apply(grid, move)
