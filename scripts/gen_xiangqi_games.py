@@ -170,14 +170,12 @@ def _init_worker(args, engine_path, parent=None):
 
 
 def _work(index):
-    global _ENGINE
     try:
         return index, play_game(_ENGINE, _ARGS, index), None
     except Exception as e:  # reported by the parent; a rerun retries this index
         if isinstance(e, EngineError):  # the engine may be dead: start a fresh one for the next game
             try:
-                _ENGINE.close()
-                _ENGINE = UciEngine(_ENGINE.path, hash_mb=_ARGS.hash)
+                _ENGINE.restart()
             except Exception:
                 pass
         return index, None, f"{type(e).__name__}: {e}"

@@ -40,8 +40,7 @@ def value(piece):
 
 def material(grid, side):
     """Material of ``side`` (chariot 9, cannon 4.5, horse 4, elephant and advisor 2, soldier 1)."""
-    return sum(PIECE_VALUES[p.lower()] for row in grid for p in row
-               if p != movegen.EMPTY and movegen.side_of(p) == side)
+    return sum(value(p) for row in grid for p in row if movegen.side_of(p) == side)
 
 
 def exchange_gain(grid, side):

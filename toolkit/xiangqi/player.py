@@ -111,14 +111,14 @@ class Player:
         :func:`move_hazard`, else the least bad one."""
         if not self.guard:
             return order[0]
+        grid = pos.board()
         sound = None
         if self.material_margin is not None:  # moves that keep the material first, in the model's order
-            grid = pos.board()
             balance = {mv: move_balance(grid, parse_iccs(mv)) for mv in order}
             floor = max(balance.values()) - self.material_margin
             sound = {mv for mv in order if balance[mv] >= floor}
             order = sorted(order, key=lambda mv: (False, 0.0) if mv in sound else (True, -balance[mv]))
-        ahead = is_ahead(pos)  # the same for every candidate: weighed once
+        ahead = is_ahead(pos, grid)  # the same for every candidate: weighed once
         # the first move that is sound and harmless; else the least bad: losing at once is worst,
         # then giving material away, then a draw or repetition when ahead
         best, best_key = order[0], None
@@ -196,9 +196,10 @@ def mate_in_two(pos, checks=None):
     return None
 
 
-def is_ahead(pos):
-    """True if the side to move has more material than the opponent."""
-    grid = pos.board()
+def is_ahead(pos, grid=None):
+    """True if the side to move has more material than the opponent
+    (``grid``: ``pos.board()`` when the caller has it already)."""
+    grid = pos.board() if grid is None else grid
     return material(grid, pos.turn) > material(grid, movegen.other(pos.turn))
 
 
