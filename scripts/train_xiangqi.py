@@ -10,6 +10,16 @@ ignored), left-right mirroring as augmentation, and the result token replaced by
 drawn ``--length-groups`` at a time and cut by game length, each padded only to
 its longest game (a multiple of 64), so short games do not pay for ``--max-len``.
 
+``--legal-weight W`` adds W times a *legal-mass* term to the loss: at every move
+character, minus the log of the probability the model gives to the characters
+that continue the real move's prefix into a legal move
+(``models.xiangqi.legal_char_masks``), so that each position teaches all of its
+legal moves (about 40) and not only the one played. The masks are computed once
+(``--workers`` processes, about 0.5 ms a ply) and kept in ``OUT/legal_masks.npz``.
+The log then also has ``masked_ce`` (the next-token cross-entropy alone,
+comparable with a run without the term) and ``legal_char_rate`` (how often the
+argmax character is a legal continuation).
+
 Checkpoints: every ``--checkpoint-every`` steps a new ``OUT/checkpoints/step-N/``
 (weights, optimizer variables incl. ``iterations``, step) is written, then the
 pointer ``OUT/checkpoints/latest`` is replaced atomically, so a kill at any
@@ -56,6 +66,9 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--p-any", type=float, default=0.2, help="probability of replacing the result token by <any>")
     p.add_argument("--no-mirror", action="store_true", help="no left-right mirroring augmentation")
+    p.add_argument("--legal-weight", type=float, default=0.0,
+                   help="weight of the legal-mass loss term (0: next-token cross-entropy only)")
+    p.add_argument("--workers", type=int, default=2, help="processes computing the legal masks")
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--length-groups", type=int, default=8,
                    help="batches drawn together and cut by game length, each padded to its longest "
@@ -76,6 +89,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.checkpoint_every < 1 or args.max_len < 8:
         p.error("--steps, --batch-size, --checkpoint-every >= 1 and --max-len >= 8")
+    if not (args.legal_weight >= 0 and math.isfinite(args.legal_weight)) or args.workers < 1:
+        p.error("--legal-weight must be a finite number >= 0 and --workers >= 1")
     return args
 
 
@@ -90,59 +105,128 @@ def load_games(paths):
     return games
 
 
-def game_ids(game, rng, max_len, p_any, mirror):
-    """Token ids of one training sequence (at most ``max_len + 1``: inputs and shifted targets)."""
-    from models.xiangqi import encode_game, mirror_moves
+def game_ids(game, rng, max_len, p_any, mirror, masks=None):
+    """Token ids of one training sequence (at most ``max_len + 1``: inputs and shifted targets).
+    With ``masks`` (the game's :func:`models.xiangqi.legal_char_masks`): ``(ids, allowed)``,
+    ``allowed[j]`` the legal-continuation bitmask of token ``j`` (0 for the result and end tokens)."""
+    from models.xiangqi import encode_game, mirror_masks, mirror_moves
 
     moves = list(game.moves)
-    if mirror and rng.random() < 0.5:
+    flip = mirror and rng.random() < 0.5
+    if flip:
         moves = mirror_moves(moves)
     result = game.result if rng.random() >= p_any else None
-    return encode_game(moves, result, over=game.result is not None)[: max_len + 1]
+    ids = encode_game(moves, result, over=game.result is not None)[: max_len + 1]
+    if masks is None:
+        return ids
+    allowed = np.zeros(len(ids), np.int32)
+    body = np.asarray(mirror_masks(masks) if flip else masks, np.int32).reshape(-1)[: len(ids) - 1]
+    allowed[1: 1 + len(body)] = body
+    return ids, allowed
 
 
 def pad_pairs(seqs, length):
-    """``(x, y)``: inputs and next-token targets, ``(len(seqs), length)``, padded with PAD."""
+    """``(x, y)``: inputs and next-token targets, ``(len(seqs), length)``, padded with PAD. Sequences
+    given as ``(ids, allowed)`` pairs make ``y`` ``(len(seqs), length, 2)``: targets and their
+    legal-continuation bitmasks."""
     from models.xiangqi import PAD
 
+    with_masks = bool(seqs) and isinstance(seqs[0], tuple)
     x = np.full((len(seqs), length), PAD, np.int32)
-    y = np.full((len(seqs), length), PAD, np.int32)
-    for i, ids in enumerate(seqs):
+    y = np.full((len(seqs), length, 2) if with_masks else (len(seqs), length), PAD, np.int32)
+    for i, seq in enumerate(seqs):
+        ids, allowed = seq if with_masks else (seq, None)
         x[i, : len(ids) - 1] = ids[:-1]
-        y[i, : len(ids) - 1] = ids[1:]
+        if with_masks:
+            y[i, : len(ids) - 1, 0] = ids[1:]
+            y[i, : len(ids) - 1, 1] = allowed[1:]
+        else:
+            y[i, : len(ids) - 1] = ids[1:]
     return x, y
+
+
+def _seq_len(seq):
+    return len(seq[0] if isinstance(seq, tuple) else seq)
+
+
+def _mask_one(job):
+    from models.xiangqi import legal_char_masks
+
+    moves, fen = job
+    return legal_char_masks(moves, fen)
+
+
+def compute_legal_masks(games, out=None, workers=2, quiet=False):
+    """:func:`models.xiangqi.legal_char_masks` of every game (a list in the same order), computed
+    with ``workers`` processes and a progress bar; kept in ``out/legal_masks.npz`` (written
+    atomically) and read back from it when it holds the same games."""
+    import multiprocessing as mp
+    import zlib
+
+    from tqdm import tqdm
+
+    from toolkit.checkpoints import atomic_path
+
+    jobs = [(list(g.moves), g.fen) for g in games]
+    digest = zlib.crc32("\n".join(f"{fen}|{' '.join(m)}" for m, fen in jobs).encode())
+    lengths = np.asarray([len(m) for m, _ in jobs], np.int64)
+    path = os.path.join(out, "legal_masks.npz") if out else None
+    if path and os.path.exists(path):
+        with np.load(path) as z:
+            if int(z["digest"]) == digest and np.array_equal(z["lengths"], lengths):
+                return np.split(z["masks"], np.cumsum(lengths)[:-1])
+    with tqdm(total=len(jobs), unit="game", desc="legal masks", disable=quiet) as bar:
+        if workers > 1 and len(jobs) > 1:
+            with mp.get_context("spawn").Pool(workers) as pool:
+                masks = []
+                for m in pool.imap(_mask_one, jobs, chunksize=16):
+                    masks.append(m)
+                    bar.update()
+        else:
+            masks = []
+            for job in jobs:
+                masks.append(_mask_one(job))
+                bar.update()
+    if path:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, masks=np.concatenate(masks) if masks else np.zeros((0, 4), np.int32),
+                         lengths=lengths, digest=np.int64(digest))
+    return masks
 
 
 PAD_MULTIPLE = 64
 _GROUP_CACHE = {}
 
 
-def batch_for_step(games, step, args):
+def batch_for_step(games, step, args, masks=None):
     """Batch number ``step``: a function of (seed, step) only, so a resumed run sees the same stream.
 
     Steps come in groups of ``--length-groups`` G: group ``g`` draws ``G x batch`` games
     with the seed ``(seed, g)``, sorts them by length, cuts them into G batches of similar
     length and shuffles the batches; each batch is padded to its longest sequence (rounded up
     to a multiple of 64, at most ``--max-len``) instead of ``--max-len``, so short games do
-    not pay for padding (G = 1: random batches, still padded to their longest)."""
+    not pay for padding (G = 1: random batches, still padded to their longest). ``masks``: the
+    games' legal masks (:func:`compute_legal_masks`), for a ``y`` with masks (:func:`pad_pairs`)."""
     groups = max(1, args.length_groups)
     group, pos = divmod(step, groups)
-    key = (id(games), args.seed, group)
+    key = (id(games), id(masks), args.seed, group)
     if key not in _GROUP_CACHE:
         rng = np.random.default_rng([args.seed, group])
         idx = rng.integers(0, len(games), args.batch_size * groups)
-        seqs = [game_ids(games[i], rng, args.max_len, args.p_any, not args.no_mirror) for i in idx]
-        seqs.sort(key=len)
+        seqs = [game_ids(games[i], rng, args.max_len, args.p_any, not args.no_mirror,
+                         None if masks is None else masks[i]) for i in idx]
+        seqs.sort(key=_seq_len)
         cut = [seqs[b * args.batch_size:(b + 1) * args.batch_size] for b in range(groups)]
         _GROUP_CACHE.clear()
         _GROUP_CACHE[key] = [cut[b] for b in rng.permutation(groups)]
     seqs = _GROUP_CACHE[key][pos]
-    longest = max(len(ids) - 1 for ids in seqs)
+    longest = max(_seq_len(seq) - 1 for seq in seqs)
     length = min(args.max_len, -(-max(longest, 1) // PAD_MULTIPLE) * PAD_MULTIPLE)
     return pad_pairs(seqs, length)
 
 
-def batches(games, start_step, args):
+def batches(games, start_step, args, masks=None):
     """The training stream from ``start_step``. Keras takes the input signature from the first
     two batches: when their lengths happen to agree, the second gets 64 more padding columns
     (targets PAD, so ignored by the loss), which leaves the sequence axis free for any later length."""
@@ -150,40 +234,105 @@ def batches(games, start_step, args):
 
     step, first = start_step, None
     while True:
-        x, y = batch_for_step(games, step, args)
+        x, y = batch_for_step(games, step, args, masks)
         if step == start_step:
             first = x.shape[1]
         elif step == start_step + 1 and x.shape[1] == first:
-            x, y = (np.pad(a, ((0, 0), (0, PAD_MULTIPLE)), constant_values=PAD) for a in (x, y))
+            x, y = (np.pad(a, ((0, 0), (0, PAD_MULTIPLE)) + ((0, 0),) * (a.ndim - 2), constant_values=PAD)
+                    for a in (x, y))
         yield x, y
         step += 1
 
 
-def fixed_batches(games, args):
+def fixed_batches(games, args, masks=None):
     """Validation: every game once, with its real result, not mirrored."""
     class _NoRand:
         def random(self):
             return 1.0
-    return pad_pairs([game_ids(g, _NoRand(), args.max_len, 0.0, False) for g in games], args.max_len)
+    return pad_pairs([game_ids(g, _NoRand(), args.max_len, 0.0, False, None if masks is None else masks[i])
+                      for i, g in enumerate(games)], args.max_len)
 
 
 # --------------------------------------------------------------------- model
-def masked_loss(y_true, logits):
+def _split_targets(y_true):
+    """(targets, legal bitmasks or None) of a ``y`` from :func:`pad_pairs`."""
     from keras import ops
 
     y_true = ops.cast(y_true, "int32")
-    mask = ops.cast(ops.not_equal(y_true, 0), "float32")
-    ce = ops.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
-    return ops.sum(ce * mask) / ops.maximum(ops.sum(mask), 1.0)
+    if len(y_true.shape) == 3:
+        return y_true[..., 0], y_true[..., 1]
+    return y_true, None
+
+
+def _masked_mean(values, mask):
+    from keras import ops
+
+    return ops.sum(values * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def _allowed(bits, vocab):
+    """(..., vocab) 0/1 floats: the characters whose bit is set in each legal bitmask."""
+    from keras import ops
+
+    return ops.cast(ops.bitwise_and(ops.right_shift(ops.expand_dims(bits, -1),
+                                                    ops.arange(vocab, dtype="int32")), 1), "float32")
+
+
+def masked_ce(y_true, logits):
+    """Next-token cross-entropy over the real (non-padding) targets."""
+    from keras import ops
+
+    target, _ = _split_targets(y_true)
+    mask = ops.cast(ops.not_equal(target, 0), "float32")
+    return _masked_mean(ops.sparse_categorical_crossentropy(target, logits, from_logits=True), mask)
+
+
+def legal_mass_nll(y_true, logits):
+    """-log sum of the probabilities of the legal continuations, over the move characters:
+    ``-log sum_{c legal} softmax(logits)_c`` (0 when ``y`` carries no masks)."""
+    from keras import ops
+
+    _, bits = _split_targets(y_true)
+    if bits is None:
+        return ops.zeros(())
+    logp = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+    allowed = _allowed(bits, logits.shape[-1])
+    legal = ops.logsumexp(logp + (allowed - 1.0) * 1e9, axis=-1)
+    return _masked_mean(-legal, ops.cast(ops.not_equal(bits, 0), "float32"))
+
+
+def make_loss(legal_weight=0.0):
+    """Masked cross-entropy, plus ``legal_weight`` x :func:`legal_mass_nll` when positive."""
+    if not legal_weight:
+        return masked_ce
+
+    def masked_loss_with_legal_mass(y_true, logits):
+        return masked_ce(y_true, logits) + legal_weight * legal_mass_nll(y_true, logits)
+    return masked_loss_with_legal_mass
+
+
+masked_loss = masked_ce  # the loss of a run without --legal-weight
 
 
 def masked_accuracy(y_true, logits):
     from keras import ops
 
-    y_true = ops.cast(y_true, "int32")
-    mask = ops.cast(ops.not_equal(y_true, 0), "float32")
-    hit = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), y_true), "float32")
-    return ops.sum(hit * mask) / ops.maximum(ops.sum(mask), 1.0)
+    target, _ = _split_targets(y_true)
+    mask = ops.cast(ops.not_equal(target, 0), "float32")
+    hit = ops.cast(ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), target), "float32")
+    return _masked_mean(hit, mask)
+
+
+def legal_char_rate(y_true, logits):
+    """How often the argmax character is a legal continuation of the real prefix (move characters)."""
+    from keras import ops
+
+    _, bits = _split_targets(y_true)
+    if bits is None:
+        return ops.zeros(())
+    top = ops.cast(ops.argmax(logits, axis=-1), "int32")
+    hit = ops.cast(ops.bitwise_and(ops.right_shift(bits, top), 1), "float32")
+    return _masked_mean(hit, ops.cast(ops.not_equal(bits, 0), "float32"))
 
 
 def make_optimizer(args):
@@ -370,7 +519,12 @@ def main(argv=None):
         print(f"initialised from {args.init_from}", file=sys.stderr)
     json.dump(model.xiangqi_config, open(cfg_path, "w"), indent=2)
     optimizer = make_optimizer(args)
-    model.compile(optimizer=optimizer, loss=masked_loss, metrics=[masked_accuracy])
+    metrics = [masked_accuracy] + ([masked_ce, legal_char_rate] if args.legal_weight else [])
+    model.compile(optimizer=optimizer, loss=make_loss(args.legal_weight), metrics=metrics)
+    train_masks = val_masks = None
+    if args.legal_weight:
+        masks = compute_legal_masks(train + val, args.out, args.workers, args.quiet)
+        train_masks, val_masks = masks[:len(train)], masks[len(train):]
 
     state = {"step": 0, "elapsed0": 0.0, "t0": time.time()}
     ckpt = latest_checkpoint(args.out) if args.resume else None
@@ -389,7 +543,7 @@ def main(argv=None):
               f"{model.count_params()} parameters; steps {start}->{args.steps}", file=sys.stderr)
     if start < args.steps:
         spe = args.checkpoint_every
-        val_data = fixed_batches(val, args) if val else None
+        val_data = fixed_batches(val, args, val_masks) if val else None
 
         class StepLogger(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
@@ -399,7 +553,7 @@ def main(argv=None):
                     logs["lr"] = float(np.asarray(optimizer.learning_rate))
 
         callbacks = [StepLogger()] + make_callbacks(model, optimizer, args, state)
-        model.fit(batches(train, start, args), steps_per_epoch=spe, epochs=math.ceil(args.steps / spe),
+        model.fit(batches(train, start, args, train_masks), steps_per_epoch=spe, epochs=math.ceil(args.steps / spe),
                   initial_epoch=start // spe, validation_data=val_data, validation_batch_size=args.batch_size,
                   callbacks=callbacks, verbose=0 if args.quiet else 2)
     step = int(np.asarray(optimizer.iterations))
@@ -412,14 +566,17 @@ def main(argv=None):
     summary = {"steps": step, "train_seconds": round(elapsed, 1), "train_games": len(train),
                "train_plies": n_plies, "val_games": len(val), "parameters": int(model.count_params()),
                "batch_size": args.batch_size, "max_len": args.max_len, "lr": args.lr, "p_any": args.p_any,
-               "mirror": not args.no_mirror}
-    x, y = batch_for_step(train, 10**9, args)
+               "mirror": not args.no_mirror, "legal_weight": args.legal_weight}
+    x, y = batch_for_step(train, 10**9, args, train_masks)
     summary["final_train_loss"] = float(np.asarray(model.evaluate(x, y, verbose=0, return_dict=True)["loss"]))
     if val:
-        vx, vy = fixed_batches(val, args)
+        vx, vy = fixed_batches(val, args, val_masks)
         res = model.evaluate(vx, vy, batch_size=args.batch_size, verbose=0, return_dict=True)
         summary["final_val_loss"] = float(res["loss"])
         summary["final_val_char_accuracy"] = float(res["masked_accuracy"])
+        if args.legal_weight:
+            summary["final_val_ce"] = float(res["masked_ce"])
+            summary["final_val_legal_char_rate"] = float(res["legal_char_rate"])
     save_xiangqi_model(model, args.out, extra={"training": summary})
     with open(os.path.join(args.out, "train_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

@@ -4,6 +4,7 @@ with the same optimizer step (and ends where an uninterrupted run ends), and the
 batched KV-cache MoveScorer equals one full forward pass per candidate."""
 
 import csv
+import doctest
 import json
 import os
 import random
@@ -66,6 +67,90 @@ def test_encoding_round_trip():
     train, val = split_games(fake, 0.25)
     assert len(train) + len(val) == 40 and val and train
     assert split_games(list(reversed(fake)), 0.25)[1] == val[::-1]  # deterministic, order-free
+
+
+def test_docstring_examples():
+    assert doctest.testmod(xq).failed == 0
+
+
+def _definition_masks(moves):
+    """legal_char_masks written from its definition with pyffish's legal move lists."""
+    pos, rows = Position(), []
+    for move in moves:
+        legal = pos.legal_moves()
+        rows.append([sum(1 << xq.CHAR_ID[c] for c in {m[k] for m in legal if m[:k] == move[:k]})
+                     for k in range(4)])
+        pos.push(move)
+    return np.asarray(rows, np.int32).reshape(-1, 4)
+
+
+def test_legal_char_masks_equal_their_definition():
+    games = random_games(4, seed=11, plies=60)
+    for g in games:
+        masks = xq.legal_char_masks(g.moves)
+        np.testing.assert_array_equal(masks, _definition_masks(g.moves))
+        ids = np.asarray(encode_game(g.moves, over=False)[1:]).reshape(-1, 4)
+        assert ((masks >> ids) & 1).all()  # every real character is a legal continuation
+        np.testing.assert_array_equal(xq.mirror_masks(masks), xq.legal_char_masks(mirror_moves(g.moves)))
+    assert bin(int(masks[0, 0])).count("1") > 1 and (masks[:, 3] > 0).all()
+    with pytest.raises(ValueError, match=r"ply 3: 'h2e2' is not legal"):
+        xq.legal_char_masks(["h2e2", "h9g7", "h2e2"])
+
+
+def test_legal_mass_term_and_rate_match_numpy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 5, len(VOCAB))).astype("float32") * 3
+    target = rng.integers(6, len(VOCAB), size=(2, 5)).astype("int32")
+    target[1, 3:] = 0  # padding
+    bits = np.zeros((2, 5), np.int32)
+    for i, j in np.ndindex(2, 5):
+        if target[i, j]:
+            chosen = {int(target[i, j])} | set(rng.choice(np.arange(6, len(VOCAB)), 3).tolist())
+            bits[i, j] = sum(1 << c for c in chosen)
+    bits[0, 4] = 0  # a target without a mask (the end token): no legal term there
+    y = np.stack([target, bits], -1)
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    on = bits != 0
+    allowed = (bits[..., None] >> np.arange(len(VOCAB))) & 1
+    expected = -np.log((p * allowed).sum(-1)[on]).mean()
+    rate = np.take_along_axis(allowed, p.argmax(-1)[..., None], -1)[..., 0][on].mean()
+    ce = -np.log(np.take_along_axis(p, target[..., None], -1)[..., 0])[target != 0].mean()
+    assert float(train_xiangqi.legal_mass_nll(y, logits)) == pytest.approx(expected, rel=1e-5)
+    assert float(train_xiangqi.legal_char_rate(y, logits)) == pytest.approx(rate)
+    assert float(train_xiangqi.masked_ce(y, logits)) == pytest.approx(ce, rel=1e-5)
+    assert float(train_xiangqi.masked_ce(target, logits)) == pytest.approx(ce, rel=1e-5)  # y without masks
+    both = train_xiangqi.make_loss(0.5)
+    assert float(both(y, logits)) == pytest.approx(ce + 0.5 * expected, rel=1e-5)
+    assert train_xiangqi.make_loss(0.0) is train_xiangqi.masked_ce
+
+
+def test_training_with_the_legal_mass_term(games_file, tmp_path, monkeypatch):
+    args = train_xiangqi.parse_args(["--games", games_file, "--out", "unused", "--steps", "30", "--lr", "3e-3",
+                                     "--legal-weight", "1"] + TINY_ARGS)
+    games = train_xiangqi.load_games([games_file])
+    masks = train_xiangqi.compute_legal_masks(games, str(tmp_path), workers=1, quiet=True)
+    assert [len(m) for m in masks] == [len(g.moves) for g in games]
+    monkeypatch.setattr(train_xiangqi, "_mask_one", lambda job: pytest.fail("recomputed"))
+    again = train_xiangqi.compute_legal_masks(games, str(tmp_path), workers=1, quiet=True)  # from the file
+    for a, b in zip(masks, again):
+        np.testing.assert_array_equal(a, b)
+    x, y = train_xiangqi.batch_for_step(games, 0, args, masks)
+    x0, y0 = train_xiangqi.batch_for_step(games, 0, args)  # same stream, masks or not
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y[..., 0], y0)
+    on = y[..., 1] != 0
+    assert on.sum() == ((y0 >= len(xq.SPECIALS))).sum()  # a mask on every move character, none elsewhere
+    assert ((y[..., 1][on] >> y[..., 0][on]) & 1).all()
+    model = build_xiangqi_model(TINY)
+    model.compile(optimizer=train_xiangqi.make_optimizer(args), loss=train_xiangqi.make_loss(1.0),
+                  metrics=[train_xiangqi.legal_char_rate, train_xiangqi.legal_mass_nll])
+    before = model.evaluate(x, y, verbose=0, return_dict=True)
+    for step in range(30):
+        model.train_on_batch(*train_xiangqi.batch_for_step(games, step, args, masks))
+    after = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert after["legal_mass_nll"] < before["legal_mass_nll"] - 0.3, (before, after)
+    assert after["legal_char_rate"] > before["legal_char_rate"] + 0.2, (before, after)
 
 
 def test_training_lowers_the_loss(games_file):
