@@ -39,10 +39,10 @@ play: install
 test: install test-tf test-jax
 
 test-tf:
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 test-jax:
-	KERAS_BACKEND=jax $(PY) -m pytest -q tests/layers tests/models
+	KERAS_BACKEND=jax $(PY) -m pytest -q --durations=15 tests/layers tests/models
 
 bench: install
 	$(PY) scripts/bench_encoder.py

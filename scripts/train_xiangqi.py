@@ -451,16 +451,32 @@ def plot_losses(out):
     if not rows:
         return None
     steps = [float(r.get("step") or 0) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("loss", "val_loss"):
-        vals = [(s, float(r[key])) for s, r in zip(steps, rows) if _is_float(r.get(key))]
-        if vals:
-            ax.plot(*zip(*vals), marker=".", label=key)
+
+    def series(key):
+        return [(s, float(r[key])) for s, r in zip(steps, rows) if _is_float(r.get(key))]
+
+    legal = any(series(k) for k in ("legal_char_rate", "val_legal_char_rate"))
+    fig, axes = plt.subplots(1, 2 if legal else 1, figsize=(11 if legal else 6, 4), squeeze=False)
+    ax = axes[0, 0]
+    keys = ("masked_ce", "val_masked_ce", "loss", "val_loss") if legal else ("loss", "val_loss")
+    for key in keys:
+        if series(key):
+            ax.plot(*zip(*series(key)), marker=".", label=key, linestyle="--" if legal and "loss" in key else "-")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("masked next-token cross-entropy (nats)")
+    ax.set_ylabel("nats (loss = cross-entropy + legal term)" if legal else "masked next-token cross-entropy (nats)")
     ax.set_title("Xiangqi GPT training")
     ax.grid(alpha=0.3)
     ax.legend()
+    if legal:
+        ax = axes[0, 1]
+        for key in ("legal_char_rate", "val_legal_char_rate"):
+            if series(key):
+                ax.plot(*zip(*series(key)), marker=".", label=key)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("argmax character is a legal continuation")
+        ax.set_title("legal character rate")
+        ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     png = os.path.join(out, "loss.png")
     fig.savefig(png, dpi=100)

@@ -135,6 +135,7 @@ def test_training_with_the_legal_mass_term(games_file, tmp_path, monkeypatch):
     again = train_xiangqi.compute_legal_masks(games, str(tmp_path), workers=1, quiet=True)  # from the file
     for a, b in zip(masks, again):
         np.testing.assert_array_equal(a, b)
+    monkeypatch.undo()
     x, y = train_xiangqi.batch_for_step(games, 0, args, masks)
     x0, y0 = train_xiangqi.batch_for_step(games, 0, args)  # same stream, masks or not
     np.testing.assert_array_equal(x, x0)
@@ -151,6 +152,16 @@ def test_training_with_the_legal_mass_term(games_file, tmp_path, monkeypatch):
     after = model.evaluate(x, y, verbose=0, return_dict=True)
     assert after["legal_mass_nll"] < before["legal_mass_nll"] - 0.3, (before, after)
     assert after["legal_char_rate"] > before["legal_char_rate"] + 0.2, (before, after)
+    # the script: masks kept in OUT, the cross-entropy and the legal rate logged, both panels plotted
+    out = str(tmp_path / "run")
+    assert train_xiangqi.main(["--games", games_file, "--out", out, "--steps", "2", "--checkpoint-every", "2",
+                               "--legal-weight", "0.5", "--workers", "1", "--val-fraction", "0.3"] + TINY_ARGS) == 0
+    assert os.path.exists(os.path.join(out, "legal_masks.npz"))
+    row = list(csv.DictReader(open(os.path.join(out, "log.csv"))))[-1]
+    assert float(row["loss"]) > float(row["masked_ce"]) and 0 <= float(row["val_legal_char_rate"]) <= 1
+    summary = json.load(open(os.path.join(out, "train_summary.json")))
+    assert summary["legal_weight"] == 0.5 and 0 <= summary["final_val_legal_char_rate"] <= 1
+    assert os.path.getsize(os.path.join(out, "loss.png")) > 1000
 
 
 def test_training_lowers_the_loss(games_file):
