@@ -308,5 +308,5 @@ class MoveScorer:
 
 
 __all__ = ["VOCAB", "PAD", "END", "ANY_TOKEN", "DEFAULT_CONFIG", "BUNDLED_DIR", "encode_game", "decode_game",
-           "move_ids", "mirror_moves", "legal_char_masks", "mirror_masks", "split_games", "build_xiangqi_model", "load_xiangqi_model",
-           "save_xiangqi_model", "MoveScorer"]
+           "move_ids", "mirror_moves", "legal_char_masks", "mirror_masks", "split_games", "build_xiangqi_model",
+           "load_xiangqi_model", "save_xiangqi_model", "MoveScorer"]
