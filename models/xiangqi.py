@@ -298,6 +298,37 @@ class MoveScorer:
         text = "".join(VOCAB[i] if i >= len(SPECIALS) else "?" for i in greedy_ids)
         return total, text
 
+    def top_move(self, history, condition=None, rows=48):
+        """The most probable 4-token string after ``history`` over the whole vocabulary, legal or
+        not: the model's unconstrained top move (a special token comes back as ``'?'``).
+
+        Exact best-first search: extending a prefix never raises its log-probability, so when
+        the best entry of the heap is a whole string, it is the argmax. Each round expands the
+        best ``rows`` prefixes at once (one ``score_continuations`` call per prefix length);
+        a peaked model needs a round or two, a flat one at most 16,275 prefixes."""
+        import heapq
+
+        def text(ids):
+            return "".join(VOCAB[i] if i >= len(SPECIALS) else "?" for i in ids)
+
+        logits0, state = self._history(self.prompt(history, condition))
+        heap = [(-lp, (c,)) for c, lp in enumerate(_log_softmax(logits0))]
+        heapq.heapify(heap)
+        while len(heap[0][1]) < 4:
+            groups = {}
+            while heap and len(heap[0][1]) < 4 and sum(map(len, groups.values())) < rows:
+                neg, prefix = heapq.heappop(heap)
+                groups.setdefault(len(prefix), []).append((neg, prefix))
+            for k, group in groups.items():
+                tokens = np.empty((rows, k), np.int32)
+                tokens[:len(group)] = [prefix for _, prefix in group]
+                tokens[len(group):] = tokens[0]
+                lp = _log_softmax(self.decoder.score_continuations(tokens, state)[:len(group), -1])
+                for (neg, prefix), row in zip(group, lp):
+                    for c, value in enumerate(row):
+                        heapq.heappush(heap, (neg - value, prefix + (c,)))
+        return text(heap[0][1])
+
     def full_forward_score(self, history, move, condition=None):
         """Reference: the same log-probability from one full forward pass."""
         ids = self.prompt(history, condition) + move_ids(move)

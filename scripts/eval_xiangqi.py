@@ -6,7 +6,9 @@ the effect of outcome conditioning (own-win token vs ``<any>``).
 Held-out games: the validation split of ``--games`` (the same hash split
 scripts/train_xiangqi.py uses). For up to ``--positions`` positions of those
 games: top-1 accuracy among the legal moves against the engine's move, and how
-often the greedy 4-character decode (no legality constraint) is a legal move.
+often the greedy 4-character decode (no legality constraint) is a legal move,
+and how often the model's most probable 4-character string is (the exact
+unconstrained top move, ``MoveScorer.top_move``; not in the timing).
 Matches alternate colours, once per ``--players`` kind: ``guarded`` is the
 default player of scripts/play_xiangqi.py (the model's move, plus a forced mate
 in one or two by checks, a material check that keeps the model from giving
@@ -76,8 +78,8 @@ def accuracy(scorer, games, n_positions, condition):
         return None
     step = max(1, len(positions) // n_positions)
     chosen = positions[::step][:n_positions]
-    hits = legal_greedy = 0
-    t0 = time.perf_counter()
+    hits = legal_greedy = legal_top = 0
+    t0, t_top = time.perf_counter(), 0.0
     for g, i in chosen:
         pos = Position.from_moves(g.moves[:i])
         legal = pos.legal_moves()
@@ -86,9 +88,14 @@ def accuracy(scorer, games, n_positions, condition):
         best = legal[int(max(range(len(legal)), key=lambda k: scores[k]))]
         hits += best == g.moves[i]
         legal_greedy += pos.is_legal(greedy) if "?" not in greedy else False
+        t = time.perf_counter()
+        top = scorer.top_move(pos.moves, cond)
+        legal_top += pos.is_legal(top) if "?" not in top else False
+        t_top += time.perf_counter() - t
     n = len(chosen)
     return {"positions": n, "top1_accuracy": hits / n, "greedy_legal_rate": legal_greedy / n,
-            "seconds_per_position": (time.perf_counter() - t0) / n}
+            "top_move_legal_rate": legal_top / n,
+            "seconds_per_position": (time.perf_counter() - t0 - t_top) / n}
 
 
 def match(play, player, opponent, games, depth, args, label):
@@ -120,7 +127,9 @@ def report(res, command):
         if a:
             lines.append(f"- Held-out next move ({title}, {a['positions']} positions of {res['val_games']} "
                          f"held-out engine games): top-1 among legal moves {100 * a['top1_accuracy']:.1f}%, "
-                         f"greedy 4-char move legal {100 * a['greedy_legal_rate']:.1f}% (goal 98%), "
+                         f"greedy 4-char move legal {100 * a['greedy_legal_rate']:.1f}% (goal 98%)"
+                         + (f", most probable 4-char move legal {100 * a['top_move_legal_rate']:.1f}%"
+                            if "top_move_legal_rate" in a else "") + ", "
                          f"{a['seconds_per_position']:.3f} s per scoring pass")
     lines += ["", "| match (model plays both colours) | games | W/D/L | score | Elo [95%] | mean plies | s/move |",
               "|---|---|---|---|---|---|---|"]

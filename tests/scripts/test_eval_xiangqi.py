@@ -28,7 +28,8 @@ def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path, capsys):
     assert res["val_games"] == len(held_out)
     for key in ("accuracy_any", "accuracy_own"):
         a = res[key]
-        assert a["positions"] == 6 and 0 <= a["top1_accuracy"] <= 1 and 0 <= a["greedy_legal_rate"] <= 1
+        assert a["positions"] == 6 and 0 <= a["top1_accuracy"] <= 1
+        assert 0 <= a["greedy_legal_rate"] <= 1 and 0 <= a["top_move_legal_rate"] <= 1
     matches = res["matches"]
     assert set(matches) == {"vs random mover (guarded, own-win token)",
                             "vs random mover (model + mate in one, own-win token)",
