@@ -301,26 +301,24 @@ def test_batched_scoring_equals_full_forward(tmp_path):
 
 
 def test_top_move_is_the_most_probable_string():
-    """``top_move`` equals the argmax of the joint probability of all 25^4 strings, brute force."""
+    """``top_move`` equals the argmax of the joint probability of all 25^4 strings, brute force,
+    in a position where the character-by-character greedy move is not that string."""
     model = build_xiangqi_model(dict(TINY, num_hidden_layers=2))
     gamma = next(w for w in model.weights if w.path == "Output-Norm/gamma")
     gamma.assign(np.asarray(gamma) * 6)  # peaked like a trained model (a flat one is slow to search)
     scorer = MoveScorer(model)
-    g = random_games(1, seed=6, plies=9)[0]
-    v, differs = len(VOCAB), []
-    for history, cond in ((g.moves[:3], "red"), (g.moves, "any")):
-        logits0, state = scorer._history(scorer.prompt(history, cond))
-        prefixes = np.stack(np.meshgrid(*[np.arange(v)] * 3, indexing="ij"), -1).reshape(-1, 3).astype(np.int32)
-        lp = xq._log_softmax(scorer.decoder.score_continuations(prefixes, state))  # (v^3, 3, v)
-        joint = (xq._log_softmax(logits0)[prefixes[:, 0]] + lp[np.arange(len(prefixes)), 0, prefixes[:, 1]]
-                 + lp[np.arange(len(prefixes)), 1, prefixes[:, 2]])[:, None] + lp[:, 2, :]
-        best = np.unravel_index(np.argmax(joint), joint.shape)
-        ids = list(prefixes[best[0]]) + [best[1]]
-        expected = "".join(VOCAB[i] if i >= len(xq.SPECIALS) else "?" for i in ids)
-        assert scorer.top_move(history, cond) == expected
-        assert scorer.top_move(history, cond, rows=7) == expected  # the round size changes nothing
-        differs.append(scorer.score(history, [], cond, greedy=True)[1] != expected)
-    assert differs[0], "the character-by-character greedy move is the exact top move here: a weak case"
+    history, cond, v = random_games(1, seed=6, plies=3)[0].moves, "red", len(VOCAB)
+    logits0, state = scorer._history(scorer.prompt(history, cond))
+    prefixes = np.stack(np.meshgrid(*[np.arange(v)] * 3, indexing="ij"), -1).reshape(-1, 3).astype(np.int32)
+    lp = xq._log_softmax(scorer.decoder.score_continuations(prefixes, state))  # (v^3, 3, v)
+    rows = np.arange(len(prefixes))
+    joint = (xq._log_softmax(logits0)[prefixes[:, 0]] + lp[rows, 0, prefixes[:, 1]]
+             + lp[rows, 1, prefixes[:, 2]])[:, None] + lp[:, 2, :]
+    best = np.unravel_index(np.argmax(joint), joint.shape)
+    expected = "".join(VOCAB[i] if i >= len(xq.SPECIALS) else "?" for i in list(prefixes[best[0]]) + [best[1]])
+    assert scorer.top_move(history, cond) == expected
+    assert scorer.top_move(history, cond, rows=7) == expected  # the round size changes nothing
+    assert scorer.score(history, [], cond, greedy=True)[1] != expected, "greedy is the top move: a weak case"
 
 
 def test_warmup_traces_the_shapes_of_a_game():
