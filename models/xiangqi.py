@@ -102,15 +102,14 @@ def legal_char_masks(moves, fen=None):
     ['c', 'd', 'e', 'f', 'g', 'h', 'i']
     """
     from toolkit.xiangqi import movegen
-    from toolkit.xiangqi.coords import FILES
+    from toolkit.xiangqi.coords import make_iccs, parse_iccs
     from toolkit.xiangqi.rules import START_FEN
 
     grid = movegen.grid_from_fen(fen or START_FEN)
     side = movegen.RED if (fen or START_FEN).split()[1] in ("w", "r") else movegen.BLACK
     out = np.zeros((len(moves), 4), np.int32)
     for i, move in enumerate(moves):
-        legal = ["%s%d%s%d" % (FILES[f0], r0, FILES[f1], r1)
-                 for (f0, r0), (f1, r1) in movegen.legal_moves(grid, side)]
+        legal = [make_iccs(frm, to) for frm, to in movegen.legal_moves(grid, side)]
         move = move.lower()
         if move not in legal:
             raise ValueError(f"ply {i + 1}: {move!r} is not legal (legal: {len(legal)} moves)")
@@ -118,12 +117,12 @@ def legal_char_masks(moves, fen=None):
             for m in legal:
                 if m[:k] == move[:k]:
                     out[i, k] |= 1 << CHAR_ID[m[k]]
-        frm, to = (FILES.index(move[0]), int(move[1])), (FILES.index(move[2]), int(move[3]))
-        grid, side = movegen.apply(grid, (frm, to)), movegen.other(side)
+        grid, side = movegen.apply(grid, parse_iccs(move)), movegen.other(side)
     return out
 
 
 _MIRROR_BITS = [(CHAR_ID[a], CHAR_ID[b]) for a, b in zip("abcdefghi", "ihgfedcba")]
+_FILE_BITS = np.int32(sum(1 << a for a, _ in _MIRROR_BITS))
 
 
 def mirror_masks(masks):
@@ -132,8 +131,7 @@ def mirror_masks(masks):
     files = np.zeros_like(masks)
     for a, b in _MIRROR_BITS:
         files |= ((masks >> a) & 1) << b
-    file_bits = sum(1 << a for a, _ in _MIRROR_BITS)
-    return (masks & ~np.int32(file_bits)) | files
+    return (masks & ~_FILE_BITS) | files
 
 
 def is_validation(game_key, val_fraction):
@@ -192,6 +190,11 @@ def save_xiangqi_model(model, directory, extra=None):
         model = bare
     model.transformer.save_weights(os.path.join(directory, "model.weights.h5"))
     save_json(cfg, os.path.join(directory, "config.json"))
+
+
+def _move_text(ids):
+    """The characters of token ids, ``'?'`` for a special token (an unconstrained model move)."""
+    return "".join(VOCAB[i] if i >= len(SPECIALS) else "?" for i in ids)
 
 
 def _log_softmax(x):
@@ -295,8 +298,7 @@ class MoveScorer:
         for _ in range(3):  # the unconstrained greedy move, character by character
             out = self.decoder.score_continuations(np.asarray([greedy_ids], np.int32), state)
             greedy_ids.append(int(np.argmax(out[0, -1])))
-        text = "".join(VOCAB[i] if i >= len(SPECIALS) else "?" for i in greedy_ids)
-        return total, text
+        return total, _move_text(greedy_ids)
 
     def top_move(self, history, condition=None, rows=48):
         """The most probable 4-token string after ``history`` over the whole vocabulary, legal or
@@ -308,17 +310,15 @@ class MoveScorer:
         a peaked model needs a round or two, a flat one at most 16,275 prefixes."""
         import heapq
 
-        def text(ids):
-            return "".join(VOCAB[i] if i >= len(SPECIALS) else "?" for i in ids)
-
         logits0, state = self._history(self.prompt(history, condition))
         heap = [(-lp, (c,)) for c, lp in enumerate(_log_softmax(logits0))]
         heapq.heapify(heap)
         while len(heap[0][1]) < 4:
-            groups = {}
-            while heap and len(heap[0][1]) < 4 and sum(map(len, groups.values())) < rows:
+            groups, taken = {}, 0
+            while heap and len(heap[0][1]) < 4 and taken < rows:
                 neg, prefix = heapq.heappop(heap)
                 groups.setdefault(len(prefix), []).append((neg, prefix))
+                taken += 1
             for k, group in groups.items():
                 tokens = np.empty((rows, k), np.int32)
                 tokens[:len(group)] = [prefix for _, prefix in group]
@@ -327,7 +327,7 @@ class MoveScorer:
                 for (neg, prefix), row in zip(group, lp):
                     for c, value in enumerate(row):
                         heapq.heappush(heap, (neg - value, prefix + (c,)))
-        return text(heap[0][1])
+        return _move_text(heap[0][1])
 
     def full_forward_score(self, history, move, condition=None):
         """Reference: the same log-probability from one full forward pass."""
