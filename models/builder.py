@@ -1,7 +1,7 @@
 """``build_transformer_model``: the one entry point, bert4keras style."""
 
 from models.bert import BERT
-from models.config import load_config, require
+from models.config import load_config, require, validate
 from models.gpt2 import GPT2
 
 MODELS = {"bert": BERT, "gpt2": GPT2, "gpt_2": GPT2, "gpt-2": GPT2}
@@ -60,6 +60,7 @@ def build_transformer_model(
         config.pop(meta)
     config.update({k: v for k, v in kwargs.items() if v is not None})
     require(config, source=source)
+    validate(config, source=source)
     if cls is BERT:
         config.update(with_pool=with_pool, with_nsp=with_nsp, with_mlm=with_mlm, application=application)
     else:

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 import layers as L
+from models.transformer_model import TransformerModel
 from toolkit.checkpoints import (
     CheckpointError,
     atomic_path,
@@ -71,6 +72,7 @@ class Transformer:
         application="encoder",
         attention="softmax",
         attention_kwargs=None,
+        pad_token_id=None,
         name=None,
         **kwargs,
     ):
@@ -104,6 +106,8 @@ class Transformer:
         self.attention = attention
         self.attention_kwargs = dict(attention_kwargs or {})
         self.name = name
+        # the id that marks padding (masked as keys); None: every id is a real token
+        self.pad_token_id = None if pad_token_id is None else int(pad_token_id)
         self.max_length = max_length
         if kwargs:
             unknown = sorted(kwargs)
@@ -147,7 +151,7 @@ class Transformer:
     def build(self):
         inputs = self.get_inputs()
         outputs = self.call(inputs)
-        self.model = keras.Model(inputs=inputs, outputs=outputs, name=self.name or self.model_type)
+        self.model = TransformerModel(inputs=inputs, outputs=outputs, name=self.name or self.model_type)
         self.model.transformer_info = {"model": self.model_type, "max_length": self.max_position_limit}
         return self.model
 

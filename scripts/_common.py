@@ -1,19 +1,156 @@
 """Small helpers shared by the command-line scripts (repo root on sys.path, quiet TF,
-peak memory, machine description, benchmark-table writing)."""
+one-line errors, ``--help`` with defaults, peak memory, machine description,
+benchmark-table writing)."""
 
+import argparse
+import contextlib
 import datetime
+import importlib.abc
+import importlib.util
 import os
 import platform
 import re
 import resource
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+VERBOSE = "--verbose" in sys.argv[1:] or os.environ.get("KERAS_LONGCTX_VERBOSE") == "1"
+# TensorFlow's C++ start-up log (CUDA probing on a CPU machine: "cuInit ... UNKNOWN ERROR (303)",
+# cuDNN/cuBLAS factory registration) is printed at ERROR level, which only level 3 silences.
+# It must be set before TensorFlow is imported; --verbose (or KERAS_LONGCTX_VERBOSE=1) keeps it.
+# A lower level already in the environment (the Makefile and tests/conftest.py export 2) is raised too.
+if not VERBOSE:
+    for _name in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL"):
+        if os.environ.get(_name, "") not in ("3", "4"):
+            os.environ[_name] = "3"
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# What `import tensorflow` writes to stderr before its log level applies (absl's "before
+# absl::InitializeLog()" banner, INFO/WARNING lines of port.cc, cudart_stub.cc, cpu_feature_guard.cc):
+# no environment variable silences it, so the import runs with stderr captured and only these lines dropped.
+STARTUP_NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)"
+                           r"|[IW]\d{4} [\d:. ]+\d+ [\w.]+:\d+\] "
+                           r"|To enable the following instructions: ")
+
+
+@contextlib.contextmanager
+def startup_noise_dropped():
+    """Capture the process's stderr (file descriptor 2, where C++ logs go) for the block, then
+    write back every line that is not TensorFlow's start-up noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not STARTUP_NOISE.match(line)]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Runs the first ``import tensorflow`` (wherever it happens: keras, transformers, ...) inside
+    :func:`startup_noise_dropped`, then steps aside."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            load = spec.loader.exec_module
+
+            def exec_module(module):
+                with startup_noise_dropped():
+                    load(module)
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+if not VERBOSE and "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` shows every option's default and keeps the description's examples as written.
+    No ``(default: None)`` / ``(default: False)`` (unset options and flags), nor a second default
+    where the help text already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
+class UsageError(Exception):
+    """A user's mistake, reported by :func:`run` as one line (no traceback)."""
+
+
+def add_verbose(parser):
+    """``--verbose``: TensorFlow's start-up log and full tracebacks (read before argparse, see VERBOSE)."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up log and full tracebacks of errors")
+    return parser
+
+
+def add_write(parser, what):
+    """``--write``: benchmarks print their table always and write ``what`` only when asked."""
+    parser.add_argument("--write", action="store_true",
+                        help=f"also write {what} (without it the table is only printed)")
+    return parser
+
+
+def check_at_least(args, minimum, *options):
+    """A one-line UsageError for the first of ``options`` (``"repeats"`` for ``--repeats``) whose
+    value is below ``minimum`` (unset options are skipped)."""
+    for option in options:
+        value = getattr(args, option.replace("-", "_"))
+        if value is not None and not value >= minimum:
+            raise UsageError(f"--{option} must be >= {minimum}, got {value}")
+
+
+def user_errors():
+    """Exception types that mean bad input, not a bug: reported in one line."""
+    from toolkit.checkpoints import CheckpointError
+
+    return (UsageError, CheckpointError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            PermissionError, UnicodeDecodeError, ValueError)
+
+
+def run(main, argv=None):
+    """Run ``main(argv)`` and exit with its return code; a user's mistake prints
+    ``error: <message>`` (exit 2) and Ctrl-C prints ``interrupted`` (exit 130),
+    without a traceback unless ``--verbose``."""
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        sys.exit(130)
+    except user_errors() as error:
+        if VERBOSE:
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code or 0)
+
+
+def one_line(error):
+    """The first non-empty line of an exception's message (at most 500 characters)."""
+    text = str(error).strip() or type(error).__name__
+    first = next(line for line in text.splitlines() if line.strip())
+    return first[:500]
 
 
 def peak_rss_mb():

@@ -133,13 +133,7 @@ class HFCheckpointReader(CheckpointReader):
             if not os.path.exists(file):
                 raise CheckpointError(f"weights file '{file}' does not exist")
             if file.endswith(".safetensors"):
-                from safetensors import safe_open
-
-                try:
-                    self._open[file] = ("st", safe_open(file, framework="np"))
-                except Exception:
-                    # bfloat16 etc. have no NumPy dtype: go through torch.
-                    self._open[file] = ("st", safe_open(file, framework="pt"))
+                self._open[file] = ("st", _open_safetensors(file))
             else:
                 import torch
 
@@ -181,6 +175,44 @@ class HFCheckpointReader(CheckpointReader):
         if kind == "st":
             return tuple(h.get_slice(name).get_shape())
         return tuple(h[name].shape)
+
+
+def check_safetensors_file(file):
+    """Raise CheckpointError naming ``file`` unless its header parses and its size is
+    exactly what the header describes (8-byte length, JSON header, tensor bytes): a
+    truncated download or an interrupted copy is caught before any tensor is read."""
+    size = os.path.getsize(file)
+    with open(file, "rb") as handle:
+        head = handle.read(8)
+        header_len = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if header_len < 2 or 8 + header_len > size:
+            raise CheckpointError(f"weights file '{file}' is truncated or not safetensors ({size} bytes, "
+                                  "no complete header): download or convert it again")
+        try:
+            header = json.loads(handle.read(header_len))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"weights file '{file}' has a corrupt safetensors header ({error}): "
+                                  "download or convert it again") from None
+    ends = [entry["data_offsets"][1] for key, entry in header.items()
+            if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
+    expected = 8 + header_len + max(ends, default=0)
+    if size < expected:
+        raise CheckpointError(f"weights file '{file}' is truncated: {size} bytes, its header describes "
+                              f"{expected}: download or convert it again")
+
+
+def _open_safetensors(file):
+    from safetensors import safe_open
+
+    check_safetensors_file(file)
+    try:
+        return safe_open(file, framework="np")
+    except Exception:  # bfloat16 etc. have no NumPy dtype: go through torch
+        pass
+    try:
+        return safe_open(file, framework="pt")
+    except Exception as error:
+        raise CheckpointError(f"cannot read weights file '{file}': {error}") from None
 
 
 def checkpoint_format(path):

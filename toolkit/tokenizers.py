@@ -35,6 +35,20 @@ __all__ = [
 # --------------------------------------------------------------------------- vocab files
 
 
+def _vocab_file(path):
+    """``path`` itself, or ``path/vocab.txt`` for a model directory; ValueError naming what is wrong."""
+    if os.path.isdir(path):
+        inside = os.path.join(path, "vocab.txt")
+        if os.path.isfile(inside):
+            return inside
+        raise ValueError(f"{path!r} is a directory without a vocab.txt: pass the vocabulary file itself")
+    if not os.path.exists(path):
+        raise ValueError(f"vocab file {path!r} does not exist")
+    if not os.path.isfile(path):
+        raise ValueError(f"vocab file {path!r} is not a regular file")
+    return path
+
+
 def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
     """Read a BERT ``vocab.txt``: one token per line, the id is the line number.
 
@@ -53,14 +67,14 @@ def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
     >>> load_vocab(path, simplified=True, startswith=['[PAD]', '[UNK]'])
     ({'[PAD]': 0, '[UNK]': 1, '中': 2, '##a': 3}, [0, 2, 3, 5])
     """
-    path = os.fspath(dict_path)
+    path = _vocab_file(os.fspath(dict_path))
     try:
         with open(path, encoding=encoding) as reader:
             token_dict = {line.rstrip("\n"): index for index, line in enumerate(reader)}
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        raise ValueError(f"vocab file {path!r} does not exist") from None
     except UnicodeDecodeError as error:
         raise ValueError(f"vocab file {path!r} is not valid {encoding}: {error}") from None
+    if not token_dict:
+        raise ValueError(f"vocab file {path!r} is empty: it needs one token a line")
     if not simplified:
         return token_dict
 
@@ -288,7 +302,8 @@ class Tokenizer(TokenizerBase):
     """BERT WordPiece tokenizer; the same ids as transformers' slow ``BertTokenizer``
     (``tokenize_chinese_chars=True``, accents stripped iff ``do_lower_case``).
 
-    ``token_dict`` is a ``vocab.txt`` path or a dict token -> id. Text is cleaned
+    ``token_dict`` is a ``vocab.txt`` path (or a model directory holding one) or a dict
+    token -> id. Text is cleaned
     (NUL, U+FFFD and all of Unicode's "C*" categories but tab/newline removed,
     whitespace unified),
     CJK characters become words of their own, the text is NFC-normalised, split on

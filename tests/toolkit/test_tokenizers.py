@@ -221,6 +221,25 @@ def test_missing_vocab_file(tmp_path):
         Tokenizer(path)
 
 
+def test_model_directory_reads_its_vocab_txt(tmp_path):
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n", encoding="utf-8")
+    assert Tokenizer(str(tmp_path)).encode("hello")[0] == [2, 4, 3]
+
+
+def test_directory_without_vocab_says_so(tmp_path):
+    with pytest.raises(ValueError) as error:
+        Tokenizer(str(tmp_path))
+    message = str(error.value)
+    assert f"{str(tmp_path)!r} is a directory without a vocab.txt: pass the vocabulary file itself" == message
+    assert "does not exist" not in message
+
+
+def test_empty_vocab_file_is_named(tmp_path):
+    (tmp_path / "vocab.txt").write_text("", encoding="utf-8")
+    with pytest.raises(ValueError, match="vocab.txt' is empty: it needs one token a line"):
+        Tokenizer(str(tmp_path / "vocab.txt"))
+
+
 @pytest.mark.parametrize("missing", ["[UNK]", "[CLS]", "[SEP]"])
 def test_vocab_lacking_a_required_token(tmp_path, missing):
     path = tmp_path / "vocab.txt"
