@@ -9,9 +9,11 @@ from models.transformer import Transformer, WeightSpec
 
 
 class BERT(Transformer):
-    """BERT in bert4keras' layout: inputs ``[token_ids, segment_ids]``, id 0 is
-    padding. ``application``: ``'encoder'`` (bidirectional), ``'lm'`` (causal)
-    or ``'unilm'`` (prefix mask from segment ids).
+    """BERT in bert4keras' layout: inputs ``[token_ids, segment_ids]``; keys whose
+    id is ``pad_token_id`` are masked (default 0, BERT's ``[PAD]``; a config's
+    ``pad_token_id`` overrides it). ``application``: ``'encoder'``
+    (bidirectional), ``'lm'`` (causal) or ``'unilm'`` (prefix mask from segment
+    ids).
 
     Outputs follow bert4keras: the sequence output alone; with ``with_pool``
     (and ``with_nsp``) the pooled output or NSP probabilities; with
@@ -24,6 +26,8 @@ class BERT(Transformer):
 
     def __init__(self, type_vocab_size=2, with_pool=False, with_nsp=False, with_mlm=False, **kwargs):
         super().__init__(**kwargs)
+        if self.pad_token_id is None:
+            self.pad_token_id = 0  # BERT's [PAD] (Google's bert_config.json does not name it)
         self.segment_vocab_size = int(type_vocab_size or 0)
         self.with_pool = with_pool or with_nsp
         self.with_nsp = with_nsp
@@ -53,9 +57,9 @@ class BERT(Transformer):
         x = self.apply(x, keras.layers.Dropout, "Embedding-Dropout", rate=self.dropout_rate)
 
         if self.application == "unilm":
-            mask = self.apply(inputs[:2], L.UniLMMask, "Attention-UniLM-Mask")
+            mask = self.apply(inputs[:2], L.UniLMMask, "Attention-UniLM-Mask", pad_id=self.pad_token_id)
         else:
-            mask = self.apply(token_ids, L.PaddingMask, "Attention-Padding-Mask")
+            mask = self.apply(token_ids, L.PaddingMask, "Attention-Padding-Mask", pad_id=self.pad_token_id)
         for i in range(self.num_hidden_layers):
             x = self.apply_main(x, mask, i)
         return self.apply_final(x)
@@ -150,7 +154,7 @@ class BERT(Transformer):
             "max_position_embeddings": self.max_position,
             "type_vocab_size": self.segment_vocab_size,
             "layer_norm_eps": self.layer_norm_eps,
-            "pad_token_id": 0,
+            "pad_token_id": self.pad_token_id,
         }
 
 

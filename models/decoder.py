@@ -7,11 +7,19 @@ Prompts are left-padded to a bucket length (a multiple of ``bucket``); row
 positions ``0, 1, ...`` exactly as in an unpadded run, and padded slots are
 masked as keys. Hence the step function is compiled once per batch size and
 cache length, not per token or per prompt length.
+
+The ids given are the model's tokens: each must lie in ``[0, vocab_size)``
+(ValueError naming the id, its row and position). Tokens whose id is the
+model's ``pad_token_id`` (if it has one) are masked as keys, as in the full
+forward pass; with ``pad_token_id=None`` (GPT-2's own config) every id is a
+real token.
 """
 
 import keras
 import numpy as np
 from keras import ops
+
+from toolkit.generation import check_token_ids
 
 
 # TensorFlow: XLA compiles the decoding functions of models up to this many weight bytes. Measured on a
@@ -41,6 +49,8 @@ class CachedDecoder:
         self.layers = transformer.num_hidden_layers
         self.heads = transformer.num_attention_heads
         self.head_size = transformer.attention_head_size
+        self.vocab_size = transformer.vocab_size
+        self.pad_id = transformer.pad_token_id  # None: no id is padding
         if jit_compile == "auto":
             weight_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in transformer.model.weights)
             jit_compile = weight_bytes <= XLA_AUTO_MAX_BYTES
@@ -84,6 +94,7 @@ class CachedDecoder:
         logits ``(batch, vocab)`` and the decoding state."""
         if any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
+        check_token_ids(prompts, self.vocab_size, "prefill")
         longest = max(len(p) for p in prompts)
         if self.max_position is not None and longest + max_new_tokens > self.max_position:
             raise ValueError(
@@ -97,7 +108,7 @@ class CachedDecoder:
         offsets = np.zeros((b,), "int32")
         for r, p in enumerate(prompts):
             ids[r, plen - len(p):] = p
-            key_mask[r, plen - len(p):plen] = True
+            key_mask[r, plen - len(p):plen] = self._real(ids[r, plen - len(p):])
             offsets[r] = -(plen - len(p))
         dtype = self.t.model.get_layer("Embedding-Token").compute_dtype
         caches = tuple(np.zeros((b, 2, self.heads, total, self.head_size), dtype) for _ in range(self.layers))
@@ -110,14 +121,16 @@ class CachedDecoder:
         (``(batch, length)``: one call, the same as ``length`` single steps);
         returns the logits after the last one ``(batch, vocab)``."""
         index = state["index"]
-        ids = np.asarray(token_ids, "int32")
+        ids = np.asarray(token_ids)
         ids = ids.reshape(-1, 1) if ids.ndim <= 1 else ids
         if ids.ndim != 2 or ids.shape[1] < 1:
             raise ValueError(f"token_ids must have shape (batch,) or (batch, length), got {np.shape(token_ids)}")
         if index + ids.shape[1] > state["total"]:
             raise ValueError(f"cache full: {state['total']} positions ({ids.shape[1]} new tokens at {index})")
+        check_token_ids(ids, self.vocab_size, "step")
+        ids = ids.astype("int32")
         key_mask = state["key_mask"].copy()
-        key_mask[:, index:index + ids.shape[1]] = ids != 0  # id 0 is padding, as in the full forward pass
+        key_mask[:, index:index + ids.shape[1]] = self._real(ids)
         logits, caches = self._step(ids, state["caches"], np.int32(index), key_mask, state["offsets"])
         new = dict(state, caches=caches, index=index + ids.shape[1], key_mask=key_mask)
         return ops.convert_to_numpy(logits), new
@@ -131,9 +144,11 @@ class CachedDecoder:
         copy, no state change: ``state`` stays valid), so scoring ``rows``
         candidates costs ``rows * length`` new tokens, not ``rows`` caches.
         Equals ``reorder`` to ``rows`` copies and ``length`` ``step`` calls."""
-        ids = np.asarray(token_ids, "int32")
+        ids = np.asarray(token_ids)
         if ids.ndim != 2 or ids.shape[1] < 1:
             raise ValueError(f"token_ids must have shape (rows, length >= 1), got {ids.shape}")
+        check_token_ids(ids, self.vocab_size, "score_continuations")
+        ids = ids.astype("int32")
         if state["key_mask"].shape[0] != 1:
             raise ValueError(f"score_continuations needs a batch-1 state, got batch {state['key_mask'].shape[0]}")
         index = state["index"]
@@ -143,6 +158,10 @@ class CachedDecoder:
         offsets = np.repeat(state["offsets"], ids.shape[0])
         logits = self._continue(ids, state["caches"], np.int32(index), state["key_mask"], offsets)
         return ops.convert_to_numpy(logits)
+
+    def _real(self, ids):
+        """Which ids are tokens (not the pad id), as keys; the same rule as the full forward pass."""
+        return np.ones(ids.shape, bool) if self.pad_id is None else ids != self.pad_id
 
     def reorder(self, state, rows):
         """Select/duplicate batch rows (beam search)."""

@@ -7,22 +7,47 @@ from models.transformer import Transformer, WeightSpec
 
 
 class GPT2(Transformer):
-    """GPT-2 in bert4keras' layout: input ``token_ids`` (0 = padding, masked
-    as keys), causal attention, output token probabilities (logits with
-    ``with_lm='linear'``) from the tied embedding matrix."""
+    """GPT-2 in bert4keras' layout: input ``token_ids``, causal attention, output
+    token probabilities (logits with ``with_lm='linear'``) from the tied
+    embedding matrix.
+
+    Padding is explicit; no id is padding by default (GPT-2's vocabulary has
+    no pad token: id 0 is ``!``, a real token):
+
+    * ``pad_token_id`` (from the config, or ``build_transformer_model(...,
+      pad_token_id=K)``): keys whose id is ``K`` are masked; ``None`` (GPT-2's
+      own config): none are.
+    * ``mask_input=True``: the model takes a second input ``Input-Mask``
+      ``(batch, length)``, 1 for a real token and 0 for padding (as Hugging
+      Face's ``attention_mask``); keys where it is 0 are masked (and, with a
+      ``pad_token_id``, those with that id too).
+
+    Padded positions still get outputs; only real positions are meaningful.
+
+    Example:
+
+    >>> lm = build_transformer_model("gpt2/config.json", "gpt2", model="gpt2",   # doctest: +SKIP
+    ...                              mask_input=True)
+    >>> ids = np.array([[464, 0, 318, 50256], [464, 3290, 0, 0]])                # doctest: +SKIP
+    >>> probs = lm.predict([ids, np.array([[1, 1, 1, 1], [1, 1, 0, 0]])])       # doctest: +SKIP
+    """
 
     model_type = "gpt2"
     default_layer_norm_eps = 1e-5
 
-    def __init__(self, with_lm=True, type_vocab_size=None, hidden_act="gelu_new", **kwargs):
+    def __init__(self, with_lm=True, type_vocab_size=None, hidden_act="gelu_new", mask_input=False, **kwargs):
         kwargs.setdefault("application", "lm")
         if kwargs["application"] != "lm":
             raise ValueError(f"GPT-2 is a causal LM: application must be 'lm', got {kwargs['application']!r}")
         super().__init__(hidden_act=hidden_act, **kwargs)
         self.with_lm = with_lm
+        self.mask_input = bool(mask_input)
 
     def get_inputs(self):
-        return [keras.Input((self.max_length,), dtype="int32", name="Input-Token")]
+        inputs = [keras.Input((self.max_length,), dtype="int32", name="Input-Token")]
+        if self.mask_input:
+            inputs.append(keras.Input((self.max_length,), dtype="int32", name="Input-Mask"))
+        return inputs
 
     def build(self):
         model = super().build()
@@ -42,10 +67,19 @@ class GPT2(Transformer):
     def call(self, inputs):
         token_ids = inputs[0]
         x = self.embed(token_ids)
-        mask = self.apply(token_ids, L.PaddingMask, "Attention-Padding-Mask")
+        mask = self.key_mask(inputs)
         for i in range(self.num_hidden_layers):
             x = self.apply_main(x, mask, i)
         return self.apply_final(x)
+
+    def key_mask(self, inputs):
+        """The ``(batch, length)`` mask of the keys to attend to (``None``: all):
+        ``Input-Mask != 0`` with ``mask_input``, ids other than ``pad_token_id`` if set."""
+        if self.mask_input:
+            return self.apply(inputs[:2], L.PaddingMask, "Attention-Padding-Mask", pad_id=self.pad_token_id)
+        if self.pad_token_id is not None:
+            return self.apply(inputs[0], L.PaddingMask, "Attention-Padding-Mask", pad_id=self.pad_token_id)
+        return None
 
     def embed(self, token_ids, start_index=0):
         x = self.apply(token_ids, L.TokenEmbedding, "Embedding-Token", input_dim=self.vocab_size,
@@ -127,6 +161,7 @@ class GPT2(Transformer):
             "attn_pdrop": self.attention_dropout_rate,
             "layer_norm_epsilon": self.layer_norm_eps,
             "tie_word_embeddings": True,
+            "pad_token_id": self.pad_token_id,
         }
 
 

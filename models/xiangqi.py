@@ -40,6 +40,7 @@ DEFAULT_CONFIG = {
     "hidden_act": "gelu_new",
     "hidden_dropout_prob": 0.0,
     "attention_probs_dropout_prob": 0.0,
+    "pad_token_id": PAD,  # <pad>: batches are padded with it (masked as keys)
 }
 BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xiangqi_model")
 

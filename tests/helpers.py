@@ -63,6 +63,34 @@ def padded_ids(batch, length, vocab, lengths, seed=0, low=1):
     return ids.astype("int32")
 
 
+def every_id_batch(lengths, length, vocab, seed=0, pad=None, side="right", exclude=()):
+    """``(ids, mask)``, int32 ``(len(lengths), length)``: row ``r`` holds ``lengths[r]``
+    real tokens (``mask`` 1) on the ``side`` given and padding (``mask`` 0) elsewhere.
+
+    The real tokens hold every id of ``range(vocab)`` except ``exclude`` at least
+    once, in random order; id 0 (unless excluded) sits inside the text, at
+    positions 2 and 5 of the first row. Padding slots hold ``pad`` (None: random ids)."""
+    rng = np.random.default_rng(seed)
+    allowed = np.array([i for i in range(vocab) if i not in set(exclude)])
+    zeros = 2 if 0 in allowed else 0
+    others = allowed[allowed != 0]
+    fill = int(sum(lengths)) - len(others) - zeros
+    if fill < 0:
+        raise ValueError(f"{sum(lengths)} real slots cannot hold all {len(allowed)} ids")
+    tokens = np.concatenate([others, rng.choice(allowed, fill)])
+    rng.shuffle(tokens)
+    if zeros:
+        tokens = np.insert(tokens, [2, 4], 0)  # final positions 2 and 5
+    ids = rng.integers(0, vocab, size=(len(lengths), length)) if pad is None else np.full((len(lengths), length), pad)
+    mask = np.zeros((len(lengths), length), "int32")
+    start = 0
+    for r, n in enumerate(lengths):
+        cols = slice(0, n) if side == "right" else slice(length - n, length)
+        ids[r, cols], mask[r, cols] = tokens[start:start + n], 1
+        start += n
+    return ids.astype("int32"), mask
+
+
 def run_bert4keras(script, timeout=600):
     """Run ``script`` (Python source) with bert4keras on tf-keras in a
     subprocess; return its stdout. Fails loudly if bert4keras is missing."""

@@ -6,13 +6,17 @@ The model side is duck-typed (this module imports no framework): ``model``
 is anything with a ``cached_decoder()`` method returning an object with
 ``prefill(prompts, max_new_tokens) -> (logits, state)``,
 ``step(token_ids, state) -> (logits, state)`` and ``reorder(state, rows)``,
-as ``models.GPT2`` models have.
+as ``models.GPT2`` models have; its attributes ``vocab_size`` (prompt ids are
+checked against it) and ``pad_id`` (the default padding id) are optional.
 
 Example:
 
 >>> model = build_transformer_model(cfg, ckpt, model="gpt2")      # doctest: +SKIP
 >>> generate(model, [[31, 47, 9]], max_new_tokens=20, end_id=3)   # doctest: +SKIP
 [[118, 7, 3]]
+>>> generate(model, np.array([[31, 47, 9], [5, 0, 0]]), 20,       # doctest: +SKIP
+...          attention_mask=[[1, 1, 1], [1, 0, 0]])               # right padding: not GPT-2's id 0 ('!')
+[[118, 7, 3], [64, 12, 3]]
 """
 
 import numpy as np
@@ -62,16 +66,78 @@ def sampling_probs(logits, top_k=None, top_p=None, temperature=1.0):
     return probs
 
 
-def _prompts(token_ids):
-    if isinstance(token_ids, np.ndarray) and token_ids.ndim == 2:
-        rows = [[int(t) for t in row if t != 0] for row in token_ids]
-    elif len(token_ids) and np.ndim(token_ids[0]) == 0:
-        rows = [[int(t) for t in token_ids]]
-    else:
-        rows = [[int(t) for t in row] for row in token_ids]
-    if not rows or any(len(r) == 0 for r in rows):
-        raise ValueError("generate: every prompt needs at least one token id")
+def check_token_ids(rows, vocab_size, what, positions=None):
+    """Raise ValueError (one line) for the first id of ``rows`` (1-D id arrays,
+    or one 2-D array) outside ``[0, vocab_size)``, naming the id, its row and
+    position and the vocabulary size. ``positions[r]``: the positions of row
+    ``r``'s ids in the caller's input (when padding was removed); default
+    ``0, 1, ...``. NumPy on the host: microseconds for a decoding step."""
+    if vocab_size is None:
+        return
+    batch = rows if isinstance(rows, np.ndarray) and rows.ndim == 2 else None
+    for r, row in enumerate([batch] if batch is not None else rows):
+        ids = np.asarray(row)
+        if ids.size == 0:
+            continue
+        if ids.dtype.kind not in "iu" and not (ids.dtype.kind == "f" and np.all(ids == np.floor(ids))):
+            where = "" if batch is not None else f" (row {r})"
+            raise ValueError(f"{what}: token ids must be integers, got {ids.dtype} values{where}")
+        bad = np.argwhere((ids < 0) | (ids >= vocab_size))
+        if bad.size:
+            index = tuple(bad[0])
+            row, i = (int(index[0]), int(index[1])) if batch is not None else (r, int(index[0]))
+            position = i if positions is None else int(positions[row][i])
+            raise ValueError(
+                f"{what}: token id {int(ids[index])} at row {row}, position {position} is outside the model's "
+                f"vocabulary of {vocab_size} ids (0..{vocab_size - 1}): encode the text with this model's tokenizer")
+
+
+def _rows(values, name):
+    """One prompt (a list or 1-D array of ids) or a batch (a list of lists, a 2-D array) as 1-D arrays."""
+    if isinstance(values, np.ndarray) and values.ndim not in (1, 2):
+        raise ValueError(f"generate: {name} must be one prompt or a batch of prompts, got shape {values.shape}")
+    if len(values) and np.ndim(values[0]) == 0:
+        return [np.asarray(values)]
+    rows = [np.asarray(row) for row in values]
+    for r, row in enumerate(rows):
+        if row.ndim != 1:
+            raise ValueError(f"generate: {name} row {r} must be a list of ids, got shape {row.shape}")
     return rows
+
+
+def _prompts(token_ids, pad_id=None, attention_mask=None, vocab_size=None):
+    """The prompts as lists of ids, padding removed: ids equal to ``pad_id`` (if
+    not None) and those where ``attention_mask`` is 0 (if given), wherever they are."""
+    rows = _rows(token_ids, "token_ids")
+    masks = None if attention_mask is None else _rows(attention_mask, "attention_mask")
+    if masks is not None:
+        _check_mask_shape(masks, rows)
+    kept, positions = [], []
+    for r, row in enumerate(rows):
+        keep = np.ones(row.shape, bool)
+        if masks is not None:
+            keep &= masks[r] != 0
+        if pad_id is not None:
+            keep &= row != pad_id
+        if not keep.any():
+            raise ValueError(f"generate: prompt row {r} has no token id{' but padding' if row.size else ''}: "
+                             "every prompt needs at least one token id")
+        kept.append(row[keep])
+        positions.append(np.flatnonzero(keep))
+    if not kept:
+        raise ValueError("generate: no prompt: every prompt needs at least one token id")
+    check_token_ids(kept, vocab_size, "generate", positions)
+    return [[int(t) for t in row] for row in kept]
+
+
+def _check_mask_shape(masks, rows):
+    if len(masks) != len(rows):
+        raise ValueError(f"generate: attention_mask has {len(masks)} rows but token_ids has {len(rows)}: "
+                         "give one mask row per prompt")
+    for r, (mask, row) in enumerate(zip(masks, rows)):
+        if mask.shape != row.shape:
+            raise ValueError(f"generate: attention_mask row {r} has {mask.size} entries but token_ids row {r} has "
+                             f"{row.size} ids: give one mask value (1 = token, 0 = padding) per id")
 
 
 def _decoder(model):
@@ -81,12 +147,19 @@ def _decoder(model):
 
 
 def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, top_p=None, temperature=1.0,
-             num_beams=1, end_id=None, seed=None, callback=None):
+             num_beams=1, end_id=None, seed=None, callback=None, pad_id=None, attention_mask=None):
     """Generate up to ``max_new_tokens`` per prompt.
 
     Args:
         token_ids: one prompt (list of ids), a list of prompts, or a 2-D array
-            right-padded with 0.
+            (padded on either side, see ``pad_id`` and ``attention_mask``).
+            Every id must lie in ``[0, vocab_size)`` (ValueError naming the id,
+            its row and position otherwise).
+        pad_id: the padding id, removed from the prompts wherever it is.
+            Default: the model's ``pad_token_id`` (None for GPT-2's own
+            config: every id, 0 included, is a real token).
+        attention_mask: like ``token_ids``, 1 for a real token and 0 for
+            padding (removed). Padded rows give the same as unpadded ones.
         strategy: ``'greedy'``, ``'sample'`` or ``'beam'`` (``num_beams``).
         end_id: an id, or a collection of ids: a row stops after producing
             one (it is the last id returned).
@@ -102,9 +175,10 @@ def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, to
     check_sampling_args(top_k, top_p, temperature, num_beams)
     if int(max_new_tokens) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    prompts = _prompts(token_ids)
-    ends = _end_ids(end_id)
     decoder = _decoder(model)
+    pad_id = getattr(decoder, "pad_id", None) if pad_id is None else pad_id
+    prompts = _prompts(token_ids, pad_id, attention_mask, getattr(decoder, "vocab_size", None))
+    ends = _end_ids(end_id)
     if strategy == "beam":
         return [_beam_search(decoder, p, max_new_tokens, num_beams, ends, temperature) for p in prompts]
     rng = np.random.default_rng(seed)
@@ -125,8 +199,7 @@ def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, to
             callback(step, nxt, done.copy())
         if done.all() or step == max_new_tokens - 1:
             break
-        nxt = np.where(done, min(ends) if ends else 0, nxt)
-        logits, state = decoder.step(nxt, state)
+        logits, state = decoder.step(nxt, state)  # finished rows too (their output is ignored)
     return out
 
 

@@ -389,7 +389,12 @@ class MegatronCheckpoint:
     # ---------------------------------------------------------- output
     def hf_config(self):
         """Hugging Face ``GPT2Config`` keys for the merged model (Megatron's
-        GeLU is the tanh form: ``gelu_new``; its LayerNorm eps is 1e-5)."""
+        GeLU is the tanh form: ``gelu_new``; its LayerNorm eps is 1e-5).
+
+        ``pad_token_id`` is None: Megatron's GPT-2 masks no key by its id (only
+        the causal mask), and CPM pads only after a text (with ``<pad>``, id 5 in
+        its vocabulary), where a causal model never reads it; so every id, 0
+        (``<unk>``) included, is a real token."""
         return {
             "architectures": ["GPT2LMHeadModel"],
             "model_type": "gpt2",
@@ -406,6 +411,7 @@ class MegatronCheckpoint:
             "embd_pdrop": 0.1,
             "attn_pdrop": 0.1,
             "tie_word_embeddings": True,
+            "pad_token_id": None,
         }
 
     def hf_tensor_names(self):

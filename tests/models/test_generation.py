@@ -1,10 +1,10 @@
-"""KV-cache generation: equals full recomputation; samplers; beams; stopping; errors."""
+"""KV-cache generation: equals full recomputation; samplers; beams; stopping; padding; errors."""
 
 import numpy as np
 import pytest
 
 from models import build_transformer_model
-from tests.helpers import TINY_GPT2
+from tests.helpers import TINY_GPT2, every_id_batch
 from toolkit.generation import AutoRegressiveDecoder, generate, sampling_probs
 
 
@@ -102,8 +102,101 @@ def test_padded_array_input_and_single_prompt(gpt):
     arr = np.zeros((2, 7), "int32")
     arr[0, :7] = PROMPTS[0]
     arr[1, :2] = PROMPTS[1]
-    assert generate(gpt, arr, 5) == generate(gpt, PROMPTS[:2], 5)
+    assert generate(gpt, arr, 5, pad_id=0) == generate(gpt, PROMPTS[:2], 5)
+    assert generate(gpt, arr, 5, attention_mask=arr != 0) == generate(gpt, PROMPTS[:2], 5)
     assert generate(gpt, PROMPTS[2], 5) == generate(gpt, [PROMPTS[2]], 5)
+
+
+ZERO_PROMPTS = [[5, 0, 7, 0, 9], [0], [0, 0, 3, 129]]
+
+
+def test_id_0_is_a_real_token_without_pad_id(gpt):
+    """GPT-2's config has no pad id: id 0 ('!' in OpenAI's vocabulary) in a prompt, a step or an array
+    is a token like any other; generate's output is the full forward pass's greedy argmax."""
+    out = generate(gpt, ZERO_PROMPTS, 6)
+    for prompt, gen in zip(ZERO_PROMPTS, out):
+        seq = list(prompt)
+        for t in gen:
+            assert int(np.argmax(full_logits(gpt, seq))) == t
+            seq.append(t)
+    arr = np.array([[5, 0, 7, 0, 9], [0, 0, 0, 0, 0]], "int32")  # nothing is stripped
+    assert generate(gpt, arr, 6) == generate(gpt, [list(arr[0]), list(arr[1])], 6)
+    decoder = gpt.cached_decoder()
+    _, state = decoder.prefill([[5, 6]], 4)
+    logits, _ = decoder.step([[0, 0]], state)
+    np.testing.assert_allclose(logits[0], full_logits(gpt, [5, 6, 0, 0]), atol=1e-4, rtol=0)
+    scored = decoder.score_continuations(np.array([[0, 7]], "int32"), state)
+    np.testing.assert_allclose(scored[0, 0], full_logits(gpt, [5, 6, 0]), atol=1e-4, rtol=0)
+    assert gpt.transformer.pad_token_id is None and decoder.pad_id is None
+
+
+@pytest.fixture(scope="module")
+def gpt_pad(gpt):
+    """The same weights with a pad id (the last id of the vocabulary)."""
+    model = build_transformer_model(dict(TINY_GPT2, pad_token_id=129), model="gpt2", with_lm="linear")
+    model.set_weights(gpt.get_weights())
+    return model
+
+
+def test_pad_id_left_and_right_padding_equal_unpadded_rows(gpt, gpt_pad):
+    """With a pad id (the model's, or ``pad_id=``/``attention_mask=`` of generate) padding on either
+    side is removed: every row generates what it does alone, unpadded; id 0 stays a real token."""
+    pad = 129
+    ids, mask = every_id_batch([12, 7, 3], 12, 20, seed=3, pad=pad)  # ids 0..19, 0 inside row 0
+    rows = [list(row[m == 1]) for row, m in zip(ids, mask)]
+    left = np.full_like(ids, pad)
+    for r, row in enumerate(rows):
+        left[r, len(left[r]) - len(row):] = row
+    for model, kwargs in ((gpt_pad, {}), (gpt, {"pad_id": pad})):
+        alone = [generate(model, [row], 6, **kwargs)[0] for row in rows]
+        assert generate(model, ids, 6, **kwargs) == alone
+        assert generate(model, left, 6, **kwargs) == alone
+        assert generate(model, left, 6, strategy="beam", num_beams=2, **kwargs) == \
+            [generate(model, [row], 6, strategy="beam", num_beams=2, **kwargs)[0] for row in rows]
+    alone = [generate(gpt, [row], 6)[0] for row in rows]
+    zeros = np.where(mask == 1, ids, 0)  # padding that is a real id: only the mask tells
+    assert generate(gpt, zeros, 6, attention_mask=mask) == alone
+    assert generate(gpt, [list(r) for r in zeros], 6, attention_mask=mask.tolist()) == alone
+
+
+def test_pad_id_is_masked_in_the_cache_as_in_the_full_forward_pass(gpt_pad):
+    decoder = gpt_pad.cached_decoder()
+    assert decoder.pad_id == 129
+    logits, state = decoder.prefill([[5, 129, 0, 7]], 4)
+    np.testing.assert_allclose(logits[0], full_logits(gpt_pad, [5, 129, 0, 7]), atol=1e-4, rtol=0)
+    logits, _ = decoder.step([[129, 0]], state)
+    np.testing.assert_allclose(logits[0], full_logits(gpt_pad, [5, 129, 0, 7, 129, 0]), atol=1e-4, rtol=0)
+
+
+def test_out_of_vocabulary_ids_raise(gpt):
+    """Ids outside [0, 130) raise one line naming the id, its row and position (in the caller's
+    input, padding included) and the vocabulary size, before anything runs."""
+    def message(what, token, row, position):
+        return (f"^{what}: token id {token} at row {row}, position {position} is outside the model's vocabulary "
+                r"of 130 ids \(0\.\.129\): encode the text with this model's tokenizer$")
+
+    with pytest.raises(ValueError, match=message("generate", 130, 1, 2)):
+        generate(gpt, [[5, 6], [7, 8, 130, 9]], 3)
+    with pytest.raises(ValueError, match=message("generate", -1, 0, 0)):
+        generate(gpt, [-1, 6], 3, strategy="beam")
+    with pytest.raises(ValueError, match=message("generate", 2**40, 0, 1)):
+        generate(gpt, np.array([[3, 2**40]]), 3)
+    left = np.array([[7, 7, 5, 131]])  # left padding (pad id 7) removed: the position is still the caller's
+    with pytest.raises(ValueError, match=message("generate", 131, 0, 3)):
+        generate(gpt, left, 3, pad_id=7)
+    assert generate(gpt, np.array([[-1, 5, 6]]), 3, attention_mask=[[0, 1, 1]]) == generate(gpt, [[5, 6]], 3)
+    decoder = gpt.cached_decoder()
+    with pytest.raises(ValueError, match=message("prefill", 500, 1, 0)):
+        decoder.prefill([[1], [500, 2]], 3)
+    _, state = decoder.prefill([[1, 2]], 3)
+    with pytest.raises(ValueError, match=message("step", 130, 0, 0)):
+        decoder.step([130], state)
+    with pytest.raises(ValueError, match=message("step", -3, 0, 1)):
+        decoder.step([[4, -3]], state)
+    with pytest.raises(ValueError, match=message("score_continuations", 999, 1, 1)):
+        decoder.score_continuations(np.array([[1, 2], [3, 999]]), state)
+    with pytest.raises(ValueError, match=r"token ids must be integers, got float64 values \(row 0\)"):
+        generate(gpt, [[1.5, 2.0]], 3)
 
 
 def test_sampling_is_reproducible_with_seed(gpt):
@@ -160,6 +253,12 @@ def test_bad_inputs(gpt):
         generate(gpt, PROMPTS, 3, strategy="nucleus")
     with pytest.raises(ValueError, match="at least one token"):
         generate(gpt, [[]], 3)
+    with pytest.raises(ValueError, match="prompt row 1 has no token id but padding"):
+        generate(gpt, np.array([[5, 0], [0, 0]]), 3, pad_id=0)
+    with pytest.raises(ValueError, match="attention_mask row 1 has 1 entries but token_ids row 1 has 2 ids"):
+        generate(gpt, [[5], [6, 7]], 3, attention_mask=[[1], [1]])
+    with pytest.raises(ValueError, match="attention_mask has 1 rows but token_ids has 2"):
+        generate(gpt, [[5], [6, 7]], 3, attention_mask=[[1]])
 
 
 def test_bert4keras_style_decoder(gpt):
