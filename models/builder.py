@@ -43,6 +43,15 @@ def build_transformer_model(
             ``.model`` is the Keras model).
         attention: ``'softmax'``, ``'performer'`` or ``'taylor'``, with
             ``attention_kwargs`` passed to that layer.
+        **kwargs: config values to override, e.g. ``pad_token_id`` (the id
+            masked as padding: BERT's default is 0, ``[PAD]``; GPT-2's is None,
+            every id a real token) and, for GPT-2, ``mask_input=True`` (a
+            second input ``Input-Mask``, 1 = token, 0 = padding, as Hugging
+            Face's ``attention_mask``).
+
+    Every size field of the config is checked (positive integers, hidden size
+    divisible by the heads, a known activation): a bad one raises ValueError
+    naming the config file, the key and the value.
 
     Example:
 
