@@ -44,11 +44,12 @@ test-tf:
 test-jax:
 	KERAS_BACKEND=jax $(PY) -m pytest -q --durations=15 tests/layers tests/models
 
+# the benchmarks print their tables; --write also puts them into docs/benchmarks.md (and docs/bench_attention.*)
 bench: install
-	$(PY) scripts/bench_encoder.py
-	$(PY) scripts/bench_generate.py
-	$(PY) scripts/bench_attention.py
-	$(PY) scripts/bench_long_bert.py
+	$(PY) scripts/bench_encoder.py --write
+	$(PY) scripts/bench_generate.py --write
+	$(PY) scripts/bench_attention.py --write
+	$(PY) scripts/bench_long_bert.py --write
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -78,8 +78,9 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-if not VERBOSE and "tensorflow" not in sys.modules:
-    sys.meta_path.insert(0, _QuietTensorFlowImport())
+if not VERBOSE and "tensorflow" not in sys.modules and not any(
+        type(finder).__name__ == "_QuietTensorFlowImport" for finder in sys.meta_path):  # once, even if
+    sys.meta_path.insert(0, _QuietTensorFlowImport())  # loaded twice (as _common and as scripts._common)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -94,7 +95,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
-class UsageError(Exception):
+class UsageError(ValueError):
     """A user's mistake, reported by :func:`run` as one line (no traceback)."""
 
 
@@ -106,9 +107,12 @@ def add_verbose(parser):
 
 
 def add_write(parser, what):
-    """``--write``: benchmarks print their table always and write ``what`` only when asked."""
-    parser.add_argument("--write", action="store_true",
-                        help=f"also write {what} (without it the table is only printed)")
+    """``--write``: benchmarks print their table always and write ``what`` only when asked.
+    The former ``--no-write`` is still accepted (hidden): not writing is the default now."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--write", action="store_true",
+                       help=f"also write {what} (without it the table is only printed)")
+    group.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -130,9 +134,9 @@ def user_errors():
 
 
 def run(main, argv=None):
-    """Run ``main(argv)`` and exit with its return code; a user's mistake prints
-    ``error: <message>`` (exit 2) and Ctrl-C prints ``interrupted`` (exit 130),
-    without a traceback unless ``--verbose``."""
+    """Run ``main(argv)`` and exit with its return code (0 if it returns None or something that
+    is not an int, e.g. results for tests); a user's mistake prints ``error: <message>`` (exit 2)
+    and Ctrl-C prints ``interrupted`` (exit 130), without a traceback unless ``--verbose``."""
     try:
         code = main(argv)
     except KeyboardInterrupt:
@@ -143,7 +147,7 @@ def run(main, argv=None):
             raise
         print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(code or 0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def one_line(error):

@@ -11,18 +11,20 @@ after one warm-up call, and peak-RSS growth over the process's state just before
 the first call (/proc/self/status VmHWM, reset between phases through
 /proc/self/clear_refs). The parent kills a run that grows past --mem-limit-gb;
 a method is skipped for larger n once it runs out of memory or a call takes more
-than --time-limit seconds. Prints a table with ratios to softmax, writes the
-<!-- bench_attention --> section of docs/benchmarks.md and docs/bench_attention.png.
-Every finished configuration is also appended to --results (a JSON line each, default
-docs/bench_attention.jsonl), so a stopped run loses at most the configuration in
-progress: --resume reuses the lines whose settings match and runs only the rest.
+than --time-limit seconds. Prints a table with ratios to softmax; with --write it
+also writes the <!-- bench_attention --> section of docs/benchmarks.md and
+docs/bench_attention.png (or --md / --png). Every finished configuration is
+appended to --results (a JSON line each; with --write by default
+docs/bench_attention.jsonl; without --write only if --results is given), so a
+stopped run loses at most the configuration in progress: --resume reuses the
+lines whose settings match and runs only the rest.
 Below the table it states the issue's goals at the largest n both methods reached:
 Performer vs softmax time and memory (bidirectional forward) and causal vs
 bidirectional Performer.
 
-    python scripts/bench_attention.py                          # full run, n = 512 ... 32768
-    python scripts/bench_attention.py --max-n 2048 --repeats 2  # quick check
-    python scripts/bench_attention.py --max-n 16384 --resume    # continue a stopped run
+    python scripts/bench_attention.py --write                  # full run, n = 512 ... 32768, into the docs
+    python scripts/bench_attention.py --max-n 2048 --repeats 2  # quick check, table only
+    python scripts/bench_attention.py --max-n 16384 --write --resume   # continue a stopped run
     KERAS_BACKEND=jax python scripts/bench_attention.py --methods performer taylor
 """
 
@@ -361,59 +363,86 @@ def mem_available_mb():
     return int(m.group(1)) / 1024.0 if m else 8192.0
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--min-n", type=int, default=512, help="smallest sequence length (default 512)")
-    p.add_argument("--max-n", type=int, default=32768, help="largest sequence length, doubling (default 32768)")
-    p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement, median (default 3)")
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    p.add_argument("--modes", nargs="+", choices=("bidirectional", "causal"), default=["bidirectional", "causal"])
-    p.add_argument("--passes", nargs="+", choices=PASSES, default=list(PASSES))
-    p.add_argument("--heads", type=int, default=12)
-    p.add_argument("--head-size", type=int, default=64)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--nb-features", type=int, default=256, help="Performer random features m (default 256)")
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_common.HelpFormatter)
+    p.add_argument("--min-n", type=int, default=512, help="smallest sequence length")
+    p.add_argument("--max-n", type=int, default=32768, help="largest sequence length (n doubles from --min-n)")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS), help="attention layers to time")
+    p.add_argument("--modes", nargs="+", choices=("bidirectional", "causal"), default=["bidirectional", "causal"],
+                   help="attention masks to time")
+    p.add_argument("--passes", nargs="+", choices=PASSES, default=list(PASSES), help="what to time (see above)")
+    p.add_argument("--heads", type=int, default=12, help="attention heads")
+    p.add_argument("--head-size", type=int, default=64, help="size of each head")
+    p.add_argument("--batch", type=int, default=1, help="sequences per call")
+    p.add_argument("--nb-features", type=int, default=256, help="Performer random features m")
     p.add_argument("--chunk-size", type=int, default=128, help="causal chunk length of the linear layers")
     p.add_argument("--time-limit", type=float, default=60.0,
-                   help="skip larger n for a method once one call takes longer (s, default 60)")
+                   help="skip larger n for a method once one call takes longer than this many seconds")
     p.add_argument("--mem-limit-gb", type=float, default=None,
-                   help="kill a run whose RSS exceeds this (default 85%% of MemAvailable at start)")
-    p.add_argument("--no-write", action="store_true", help="do not touch docs/benchmarks.md nor the PNG")
-    p.add_argument("--md", default=os.path.join(ROOT, "docs", "benchmarks.md"))
-    p.add_argument("--png", default=os.path.join(ROOT, "docs", "bench_attention.png"))
+                   help="kill a run whose RSS exceeds this many GiB (default 85%% of MemAvailable at start)")
+    _common.add_write(p, "the table into --md (section bench_attention), the plot into --png, and the results "
+                         "into --results")
+    p.add_argument("--md", default=None, help="--write: the Markdown file (default docs/benchmarks.md)")
+    p.add_argument("--png", default=None, help="--write: the plot (default docs/bench_attention.png)")
     p.add_argument("--results", default=None,
                    help="JSON-lines file that every finished configuration is appended to "
-                        "(default docs/bench_attention.jsonl; none with --no-write unless given)")
+                        "(default with --write: docs/bench_attention.jsonl; without --write: none)")
     p.add_argument("--resume", action="store_true",
                    help="reuse the results in --results that have this run's settings; run only the rest")
+    _common.add_verbose(p)
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        child(json.loads(args.child))
-        return
+        return args
+    _common.check_at_least(args, 1, "min-n", "repeats", "heads", "head-size", "batch", "nb-features", "chunk-size")
+    if args.max_n < args.min_n:
+        raise _common.UsageError(f"--max-n {args.max_n} is smaller than --min-n {args.min_n}")
+    for option in ("time-limit", "mem-limit-gb"):
+        value = getattr(args, option.replace("-", "_"))
+        if value is not None and not value > 0:
+            raise _common.UsageError(f"--{option} must be > 0, got {value}")
+    args.md = args.md or os.path.join(ROOT, "docs", "benchmarks.md")
+    args.png = args.png or os.path.join(ROOT, "docs", "bench_attention.png")
+    if args.results is None and args.write:
+        args.results = os.path.join(ROOT, "docs", "bench_attention.jsonl")
+    if args.resume and not args.results:
+        raise _common.UsageError("--resume needs a results file: give --results FILE (or --write, which keeps "
+                                 "docs/bench_attention.jsonl)")
+    return args
 
-    import keras
 
-    backend = keras.backend.backend()
-    ns = []
-    n = args.min_n
-    while n <= args.max_n:
-        ns.append(n)
-        n *= 2
-    mem_limit_mb = args.mem_limit_gb * 1024 if args.mem_limit_gb else 0.85 * mem_available_mb()
-    hard_timeout = args.time_limit * (2 * args.repeats + 2) + 120
-    results_path = args.results or (None if args.no_write else os.path.join(ROOT, "docs", "bench_attention.jsonl"))
-    if args.resume and not results_path:
-        p.error("--resume needs --results (or writing, i.e. no --no-write)")
+def open_results(args, backend):
+    """The results reused by --resume (``{}`` without it); a new run starts a new results file."""
     done = {}
     if args.resume:
-        end_torn_line(results_path)
-        done = load_results(results_path, backend, args)
-    if results_path and not args.resume:
-        os.makedirs(os.path.dirname(os.path.abspath(results_path)), exist_ok=True)
-        open(results_path, "w").close()  # a new run starts a new file
+        end_torn_line(args.results)
+        done = load_results(args.results, backend, args)
+    elif args.results:
+        os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
+        open(args.results, "w").close()
     if done:
-        print(f"resuming: {len(done)} result(s) from {results_path}", flush=True)
+        print(f"resuming: {len(done)} result(s) from {args.results}", flush=True)
+    return done
+
+
+def note_result(results, stopped, key, r, time_limit):
+    """Store one pass's result; a skip or a call past --time-limit stops larger n of that pass."""
+    method, mode, pas, n = key
+    results[key] = r
+    if "skipped" in r:
+        stopped[(method, mode, pas)] = f"{r['skipped']} at n={n}"
+        if pas == "forward":  # backward needs at least the forward's memory and time
+            stopped[(method, mode, "forward+backward")] = f"{r['skipped']} at n={n}"
+    elif r["seconds"] > time_limit:
+        stopped[(method, mode, pas)] = f"> {time_limit:.0f} s at n={n}"
+
+
+def run_all(args, backend, ns, done):
+    """Every (mode, method, n) configuration, reused from ``done`` or run in a subprocess:
+    ``{(method, mode, pass, n): result}``."""
+    mem_limit_mb = args.mem_limit_gb * 1024 if args.mem_limit_gb else 0.85 * mem_available_mb()
+    hard_timeout = args.time_limit * (2 * args.repeats + 2) + 120
     results, stopped = {}, {}
     for mode in args.modes:
         for method in args.methods:
@@ -432,33 +461,24 @@ def main(argv=None):
                     res = {pas: done[(method, mode, pas, n)] for pas in todo}
                 else:
                     res = run_config(cfg, mem_limit_mb, hard_timeout)
-                    if results_path:
-                        append_results(results_path, backend, cfg, mode, res)
+                    if args.results:
+                        append_results(args.results, backend, cfg, mode, res)
                 for pas in todo:
-                    r = res[pas]
-                    results[(method, mode, pas, n)] = r
-                    if "skipped" in r:
-                        stopped[(method, mode, pas)] = f"{r['skipped']} at n={n}"
-                        if pas == "forward":  # backward needs at least the forward's memory and time
-                            stopped[(method, mode, "forward+backward")] = f"{r['skipped']} at n={n}"
-                    elif r["seconds"] > args.time_limit:
-                        stopped[(method, mode, pas)] = f"> {args.time_limit:.0f} s at n={n}"
+                    note_result(results, stopped, (method, mode, pas, n), res[pas], args.time_limit)
                 summary = ", ".join(
                     f"{pas}: " + (f"{res[pas]['seconds'] * 1e3:.0f} ms {res[pas].get('peak_mb', 0):.0f} MiB"
                                   if "seconds" in res[pas] else res[pas]["skipped"]) for pas in todo)
                 print(f"[{time.time() - t0:5.1f}s] {mode:13s} {method:9s} n={n:6d}  {summary}", flush=True)
+    return results
 
-    head, rows = make_table(results, ns, args.methods)
-    print()
-    print(text_table(head, rows))
-    goals = goal_lines(results, ns)
-    if goals:
-        print()
-        print("\n".join(goals))
-    if args.no_write:
-        return
+
+def write_docs(args, argv, backend, table, goals):
+    """The <!-- bench_attention --> section of --md and the plot --png (``table``: head, rows;
+    ``goals``: the goal lines; the plot is drawn by the caller's ``plot``)."""
+    head, rows = table
     command = "python scripts/bench_attention.py " + " ".join(argv if argv is not None else sys.argv[1:])
     command = (f"KERAS_BACKEND={backend} " if backend != "tensorflow" else "") + command.strip()
+    results_path = args.results
     body = "\n".join([
         "## Attention layers: softmax vs Performer vs Taylor (`scripts/bench_attention.py`)",
         "",
@@ -482,11 +502,41 @@ def main(argv=None):
         *([*goals, ""] if goals else []),
         "![attention scaling](bench_attention.png)",
     ])
-    os.makedirs(os.path.dirname(args.md), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.md)), exist_ok=True)
     _common.write_benchmark_section("bench_attention", body, args.md)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        child(json.loads(args.child))
+        return 0
+
+    import keras
+
+    backend = keras.backend.backend()
+    ns = []
+    n = args.min_n
+    while n <= args.max_n:
+        ns.append(n)
+        n *= 2
+    done = open_results(args, backend)
+    results = run_all(args, backend, ns, done)
+
+    head, rows = make_table(results, ns, args.methods)
+    print()
+    print(text_table(head, rows))
+    goals = goal_lines(results, ns)
+    if goals:
+        print()
+        print("\n".join(goals))
+    if not args.write:
+        return 0
+    write_docs(args, argv, backend, (head, rows), goals)
     plot(results, ns, args.methods, args.png)
     print(f"\nwrote {args.md} (section bench_attention) and {args.png}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    _common.run(main)

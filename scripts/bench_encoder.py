@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Encoder forward-pass throughput: keras-longctx BERT vs Hugging Face
 transformers (torch) vs keras-hub's BertBackbone, same shape, random weights,
-one process. Writes a table to docs/benchmarks.md.
+one process. Prints a table; --write also puts it into docs/benchmarks.md.
 
-    python scripts/bench_encoder.py                  # BERT-base, 4 x 512, 5 repeats
-    python scripts/bench_encoder.py --layers 2 --repeats 3 --no-write
+    python scripts/bench_encoder.py --write          # BERT-base, 4 x 512, 5 repeats, into the docs
+    python scripts/bench_encoder.py --layers 2 --repeats 3
 """
 
 import argparse
@@ -47,18 +47,27 @@ def forward_flops(batch, length, hidden, layers, intermediate):
     return layers * per_layer
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--length", type=int, default=512)
-    p.add_argument("--layers", type=int, default=12)
-    p.add_argument("--hidden", type=int, default=768)
-    p.add_argument("--heads", type=int, default=12)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_common.HelpFormatter)
+    p.add_argument("--batch", type=int, default=4, help="sequences per forward pass")
+    p.add_argument("--length", type=int, default=512, help="tokens per sequence (at most 512)")
+    p.add_argument("--layers", type=int, default=12, help="transformer layers")
+    p.add_argument("--hidden", type=int, default=768, help="hidden size (a multiple of --heads)")
+    p.add_argument("--heads", type=int, default=12, help="attention heads")
+    p.add_argument("--repeats", type=int, default=5, help="timed forward passes per implementation (median)")
+    _common.add_write(p, "the table into docs/benchmarks.md (section bench_encoder)")
+    _common.add_verbose(p)
     args = p.parse_args(argv)
+    _common.check_at_least(args, 1, "batch", "length", "layers", "hidden", "heads", "repeats")
+    if args.length > 512:
+        raise _common.UsageError(f"--length must be <= 512 (BERT's positions), got {args.length}")
+    if args.hidden % args.heads:
+        raise _common.UsageError(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
+    return args
 
-    import keras
+
+def time_implementations(args, ids, seg):
+    """``{implementation: (median seconds, all times)}`` of one forward pass of each implementation."""
     import keras_hub
     import tensorflow as tf
     import torch
@@ -69,9 +78,6 @@ def main(argv=None):
     torch.set_num_threads(os.cpu_count())
     b, n, h, nl = args.batch, args.length, args.hidden, args.layers
     inter = 4 * h
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1, 30000, size=(b, n)).astype("int32")
-    seg = np.zeros_like(ids)
     results = {}
 
     ours = build_transformer_model(dict(vocab_size=30522, hidden_size=h, num_hidden_layers=nl, num_attention_heads=args.heads,
@@ -98,6 +104,19 @@ def main(argv=None):
 
     results[f"HF transformers {transformers.__version__} (torch {torch.__version__}, {cfg._attn_implementation})"] = \
         median_time(run_hf, args.repeats)
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+
+    b, n, h, nl = args.batch, args.length, args.hidden, args.layers
+    inter = 4 * h
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 30000, size=(b, n)).astype("int32")
+    seg = np.zeros_like(ids)
+    results = time_implementations(args, ids, seg)
 
     peak = matmul_peak_gflops()
     flops = forward_flops(b, n, h, nl, inter)
@@ -117,10 +136,11 @@ def main(argv=None):
             f"Machine: {_common.machine_description()}; measured float32 matmul peak {peak:.0f} GFLOP/s "
             f"(2048^3, best of TF and torch). Date: {_common.today()}. Command: `{cmd.strip()}`.\n\n{table}\n")
     print(body)
-    if not args.no_write:
+    if args.write:
         _common.write_benchmark_section("bench_encoder", body)
+        print("wrote docs/benchmarks.md (section bench_encoder)")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    _common.run(main)

@@ -3,9 +3,10 @@
 ``generate`` (torch) vs keras-hub's GPT2CausalLM (cached) vs bert4keras'
 ``AutoRegressiveDecoder`` (tf-keras subprocess; it re-runs the prefix), GPT-2
 small shape with random weights, plus the floor of the weight products alone.
+Prints a table; --write also puts it into docs/benchmarks.md.
 
-    python scripts/bench_generate.py                         # prompt 64, 128 new, batch 1 and 8
-    python scripts/bench_generate.py --layers 2 --new 16 --no-write
+    python scripts/bench_generate.py --write                 # prompt 64, 128 new, batch 1 and 8
+    python scripts/bench_generate.py --layers 2 --new 16
 
 With --cpm, the CPM-LM pipeline instead (its own section of docs/benchmarks.md):
 random weights of CPM-LM's shape (32 layers, hidden 2560, 32 heads, FFN 10240,
@@ -16,8 +17,8 @@ in another subprocess for greedy decoding (seconds per token, batch 1, against
 the bound of reading every float32 weight once per token at the measured memory
 read rate). Everything written is deleted at the end.
 
-    python scripts/bench_generate.py --cpm                   # full size: ~5.2 GB of shards, ~10.4 GB converted
-    python scripts/bench_generate.py --cpm --cpm-layers 2 --no-write   # the same pipeline, 2 layers
+    python scripts/bench_generate.py --cpm --write           # full size: ~5.2 GB of shards, ~10.4 GB converted
+    python scripts/bench_generate.py --cpm --cpm-layers 2    # the same pipeline, 2 layers
 """
 
 import argparse
@@ -123,7 +124,7 @@ def bench_bert4keras(cfg, prompt_len, new, batches):
                     max_position_embeddings=cfg["n_positions"])
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(bert_cfg, f)
-    env = dict(os.environ, TF_KERAS="1", TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+    env = dict(os.environ, TF_KERAS="1", TF_USE_LEGACY_KERAS="1", KERAS_BACKEND="tensorflow")
     proc = subprocess.run([sys.executable, "-c", B4K_SCRIPT, f.name, str(prompt_len), str(new), json.dumps(batches)],
                           env=env, capture_output=True, text=True)
     os.remove(f.name)
@@ -305,9 +306,10 @@ def bench_cpm(args, argv):
     prompt_len = 16 if args.prompt is None else args.prompt
     new = 16 if args.new is None else args.new
     if new < 2 or prompt_len < 1:
-        raise SystemExit("--cpm needs --new >= 2 (seconds per token are timed between tokens) and --prompt >= 1")
+        raise _common.UsageError("--cpm needs --new >= 2 (seconds per token are timed between tokens) "
+                                 "and --prompt >= 1")
     if prompt_len + new > CPM_SHAPE["positions"]:
-        raise SystemExit(f"--prompt + --new must fit CPM-LM's {CPM_SHAPE['positions']} positions")
+        raise _common.UsageError(f"--prompt + --new must fit CPM-LM's {CPM_SHAPE['positions']} positions")
     import torch  # noqa: F401  (imported before the shard writing is timed)
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -389,38 +391,62 @@ def bench_cpm(args, argv):
             f"Machine: {_common.machine_description()}. Date: {_common.today()}. Command: `{cmd.strip()}`.\n\n"
             + "\n".join(table) + "\n")
     print(body)
-    if not args.no_write:
+    if args.write:
         _common.write_benchmark_section("bench_cpm", body)
+        print("wrote docs/benchmarks.md (section bench_cpm)")
     return dict(convert_s=conv_s, convert_rss=conv_rss, base_rss=base_rss, gen_rss=gen_rss, fp32_bytes=fp32,
                 read_gbs=bw, bound_s=bound, **gen)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--layers", type=int, default=12)
-    p.add_argument("--hidden", type=int, default=768)
-    p.add_argument("--heads", type=int, default=12)
-    p.add_argument("--vocab", type=int, default=50257)
+PEERS = ("hf", "keras-hub", "bert4keras")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_common.HelpFormatter)
+    p.add_argument("--layers", type=int, default=12, help="transformer layers (GPT-2 small: 12)")
+    p.add_argument("--hidden", type=int, default=768, help="hidden size (a multiple of --heads)")
+    p.add_argument("--heads", type=int, default=12, help="attention heads")
+    p.add_argument("--vocab", type=int, default=50257, help="vocabulary size")
     p.add_argument("--prompt", type=int, default=None, help="prompt tokens (default 64; --cpm: 16)")
     p.add_argument("--new", type=int, default=None, help="new tokens (default 128; --cpm: 16)")
-    p.add_argument("--batches", default="1,8")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batches", default="1,8", help="comma list of batch sizes, each timed")
+    p.add_argument("--repeats", type=int, default=3, help="timed generations per measurement (median)")
     p.add_argument("--skip", default="", help="comma list of peers to skip: hf,keras-hub,bert4keras")
-    p.add_argument("--no-write", action="store_true")
     p.add_argument("--cpm", action="store_true", help="the CPM-LM conversion + decoding benchmark (see above)")
     p.add_argument("--cpm-layers", type=int, default=CPM_SHAPE["layers"],
                    help="--cpm at this depth (default 32, CPM-LM's; e.g. 2 for a quick check)")
     p.add_argument("--tmp-dir", default="/tmp", help="--cpm: where the shards and converted model go (deleted after)")
+    _common.add_write(p, "the table into docs/benchmarks.md (section bench_generate, or bench_cpm with --cpm)")
+    _common.add_verbose(p)
     args = p.parse_args(argv)
+    _common.check_at_least(args, 1, "layers", "hidden", "heads", "repeats", "prompt", "new", "cpm-layers")
+    _common.check_at_least(args, 2, "vocab")
+    if args.hidden % args.heads:
+        raise _common.UsageError(f"--hidden {args.hidden} is not a multiple of --heads {args.heads}")
+    given = args.batches
+    try:
+        args.batches = [int(b) for b in given.split(",")]
+    except ValueError:
+        raise _common.UsageError(f"--batches {given!r}: expected a comma list of sizes, e.g. 1,8") from None
+    if min(args.batches) < 1:
+        raise _common.UsageError(f"--batches {given!r}: every batch size must be >= 1")
+    args.skip = set(filter(None, args.skip.split(",")))
+    if args.skip - set(PEERS):
+        raise _common.UsageError(f"--skip {','.join(sorted(args.skip - set(PEERS)))}: unknown peer; "
+                                 f"the peers are {','.join(PEERS)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.cpm:
-        if args.cpm_layers < 1:
-            p.error("--cpm-layers must be >= 1")
         return bench_cpm(args, argv)
     args.prompt = 64 if args.prompt is None else args.prompt
     args.new = 128 if args.new is None else args.new
+    if args.prompt + args.new > 1024:
+        raise _common.UsageError(f"--prompt {args.prompt} + --new {args.new} exceeds GPT-2's 1024 positions")
     cfg = dict(vocab_size=args.vocab, n_embd=args.hidden, n_layer=args.layers, n_head=args.heads, n_positions=1024)
-    batches = [int(b) for b in args.batches.split(",")]
-    skip = set(filter(None, args.skip.split(",")))
+    batches, skip = args.batches, args.skip
     prompt = np.random.default_rng(0).integers(1, args.vocab - 1, size=(args.prompt,)).tolist()
 
     rows = {}
@@ -459,10 +485,11 @@ def main(argv=None):
             f"Machine: {_common.machine_description()}. Date: {_common.today()}. Command: `{cmd.strip()}`.\n\n"
             + "\n".join(lines) + "\n")
     print(body)
-    if not args.no_write:
+    if args.write:
         _common.write_benchmark_section("bench_generate", body)
+        print("wrote docs/benchmarks.md (section bench_generate)")
     return rows
 
 
 if __name__ == "__main__":
-    main()
+    _common.run(main)

@@ -1,24 +1,23 @@
 #!/usr/bin/env python
 """A whole BERT-base-shaped encoder (12 x 768, 12 heads, random weights) on
 long inputs with hierarchical positions: forward time and peak memory per
-attention kind, each configuration in a fresh subprocess.
+attention kind, each configuration in a fresh subprocess. Prints a table;
+--write also puts it into docs/benchmarks.md.
 
-    python scripts/bench_long_bert.py                       # performer at 16384, references at 4096
-    python scripts/bench_long_bert.py --configs performer:16384 softmax:4096 --no-write
+    python scripts/bench_long_bert.py --write               # performer at 16384, references at 4096
+    python scripts/bench_long_bert.py --configs performer:16384 softmax:4096
 """
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 
 import _common
 
 CHILD = r"""
-import json, os, sys, time
+import json, sys, time
 sys.path.insert(0, sys.argv[1])
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np, tensorflow as tf
 from models import build_transformer_model
 attention, n, layers, features = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -55,23 +54,44 @@ def run(attention, n, layers, features, repeats, timeout):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ATTENTIONS = ("softmax", "performer", "taylor")
+
+
+def parse_config(item):
+    """``"performer:16384"`` -> ``("performer", 16384)``; anything else is a one-line UsageError."""
+    attention, _, length = item.partition(":")
+    if attention not in ATTENTIONS or not length.isdigit() or not 1 <= int(length) <= 512 ** 2:
+        raise _common.UsageError(f"--configs {item!r}: expected ATTENTION:LENGTH with ATTENTION one of "
+                                 f"{', '.join(ATTENTIONS)} and 1 <= LENGTH <= {512 ** 2}, e.g. performer:16384")
+    return attention, int(length)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_common.HelpFormatter)
     p.add_argument("--configs", nargs="+", default=["softmax:4096", "performer:4096", "taylor:4096",
                                                    "performer:16384"],
-                   help="attention:length pairs")
-    p.add_argument("--layers", type=int, default=12)
-    p.add_argument("--nb-features", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--timeout", type=float, default=900)
-    p.add_argument("--no-write", action="store_true")
+                   help="ATTENTION:LENGTH pairs, each run in a fresh process")
+    p.add_argument("--layers", type=int, default=12, help="transformer layers (BERT-base: 12)")
+    p.add_argument("--nb-features", type=int, default=256, help="Performer random features m")
+    p.add_argument("--repeats", type=int, default=2, help="timed forward passes after the first call (median)")
+    p.add_argument("--timeout", type=float, default=900, help="seconds a configuration may run before it is stopped")
+    _common.add_write(p, "the table into docs/benchmarks.md (section bench_long_bert)")
+    _common.add_verbose(p)
     args = p.parse_args(argv)
+    _common.check_at_least(args, 1, "layers", "nb-features", "repeats")
+    if not args.timeout > 0:
+        raise _common.UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    args.configs = [parse_config(item) for item in args.configs]
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     rows = ["| attention | tokens | forward s (median) | first call s | peak RSS MiB | of which weights + runtime |",
             "|---|---:|---:|---:|---:|---:|"]
-    for item in args.configs:
-        attention, n = item.split(":")
-        r = run(attention, int(n), args.layers, args.nb_features, args.repeats, args.timeout)
-        print(item, r, flush=True)
+    for attention, n in args.configs:
+        r = run(attention, n, args.layers, args.nb_features, args.repeats, args.timeout)
+        print(f"{attention}:{n}", r, flush=True)
         if "error" in r:
             rows.append(f"| {attention} | {int(n):,} | {r['error']} | | | |")
         else:
@@ -85,9 +105,11 @@ def main(argv=None):
             f"Machine: {_common.machine_description()}. Date: {_common.today()}. Command: `{cmd.strip()}`.\n\n"
             + "\n".join(rows) + "\n")
     print(body)
-    if not args.no_write:
+    if args.write:
         _common.write_benchmark_section("bench_long_bert", body)
+        print("wrote docs/benchmarks.md (section bench_long_bert)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    _common.run(main)

@@ -30,16 +30,14 @@ import argparse
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `import _common` when loaded by path
+import _common  # noqa: E402  (repo root on sys.path, quiet TF, CPU, one-line errors)
 
 CPM_LM_HEADS, CPM_LM_HIDDEN = 32, 2560
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_common.HelpFormatter)
     p.add_argument("src_dir", metavar="SRC_DIR",
                    help="folder with mp_rank_XX_model_states.pt, or one above it (e.g. with "
                         "latest_checkpointed_iteration.txt and 80000/)")
@@ -56,7 +54,10 @@ def parse_args(argv=None):
                    help="unpickle shards with torch.load(weights_only=False), which can run code from the "
                         "file: only for files you trust, and only needed if the default safe loading refuses one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    _common.add_verbose(p)
+    args = p.parse_args(argv)
+    _common.check_at_least(args, 1, "num-heads", "num-layers")
+    return args
 
 
 def main(argv=None):
@@ -117,10 +118,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from toolkit.checkpoints import CheckpointError
-
-    try:
-        main()
-    except CheckpointError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    _common.run(main)  # a bad checkpoint (CheckpointError): "error: <what and where>", exit 2

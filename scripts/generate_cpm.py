@@ -47,7 +47,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `import _common` when loaded by path
-import _common  # noqa: E402,F401  (repo root on sys.path, quiet TF, CPU)
+import _common  # noqa: E402  (repo root on sys.path, quiet TF, CPU, one-line errors)
 
 from toolkit import tokenizers as T  # noqa: E402  (standard library only)
 
@@ -63,7 +63,7 @@ class _Stop(Exception):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_common.HelpFormatter)
     p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?",
                    help="converted CPM-LM folder (config.json, model.weights.h5, chinese_vocab.model)")
     p.add_argument("--config", help="config.json (default MODEL_DIR/config.json)")
@@ -73,22 +73,39 @@ def parse_args(argv=None):
     p.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
     p.add_argument("--prompt-file", help="UTF-8 file of prompts separated by blank lines ('#' lines are comments)")
     p.add_argument("--examples", action="store_true", help=f"run the CPM few-shot prompts of {EXAMPLES_FILE}")
-    p.add_argument("--max-new-tokens", type=int, default=32, help="at most this many tokens per prompt (default 32)")
-    p.add_argument("--strategy", choices=["greedy", "sample", "beam"], default="greedy")
-    p.add_argument("--top-k", type=int, default=None, help="sample: keep the k most likely tokens")
-    p.add_argument("--top-p", type=float, default=None, help="sample: nucleus mass")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--num-beams", type=int, default=4, help="beam: beams per prompt (default 4)")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="at most this many tokens per prompt (>= 1)")
+    p.add_argument("--strategy", choices=["greedy", "sample", "beam"], default="greedy",
+                   help="greedy: the most likely token; sample: drawn (--top-k, --top-p, --temperature, --seed); "
+                        "beam: beam search (--num-beams)")
+    p.add_argument("--top-k", type=int, default=None, help="sample: keep the k most likely tokens (>= 1)")
+    p.add_argument("--top-p", type=float, default=None, help="sample: nucleus mass, in (0, 1]")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sample: divide the logits by this (> 0; below 1 sharper, above 1 flatter)")
+    p.add_argument("--num-beams", type=int, default=4, help="beam: beams per prompt (>= 1)")
     p.add_argument("--seed", type=int, default=None, help="makes sampling (and --random-init weights) reproducible")
     p.add_argument("--end", action="append", default=None, metavar="STOP",
                    help="stop a continuation at this text or special token (repeatable; default: newline and "
                         "<eod>; 'none': never stop early)")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts generated together (default 8)")
+    p.add_argument("--batch-size", type=int, default=8, help="prompts generated together (>= 1)")
     p.add_argument("--no-echo", action="store_true", help="print only the continuations, not the prompts")
     p.add_argument("--random-init", action="store_true",
                    help="random weights (2 layers x 128, or --config's shape); no MODEL_DIR needed")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
-    return p.parse_args(argv)
+    _common.add_verbose(p)
+    args = p.parse_args(argv)
+    check_numbers(args)
+    return args
+
+
+def check_numbers(args):
+    """A one-line ValueError naming the option whose number makes no sense."""
+    import math
+
+    _common.check_at_least(args, 1, "max-new-tokens", "batch-size", "top-k", "num-beams")
+    if args.top_p is not None and not 0.0 < args.top_p <= 1.0:
+        raise _common.UsageError(f"--top-p must lie in (0, 1], got {args.top_p}")
+    if not (args.temperature > 0 and math.isfinite(args.temperature)):
+        raise _common.UsageError(f"--temperature must be a number > 0, got {args.temperature}")
 
 
 # --------------------------------------------------------------------- prompts
@@ -358,13 +375,6 @@ def main(argv=None, out=None):
     args = parse_args(argv)
     out = out or sys.stdout
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    if args.max_new_tokens < 1:
-        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    from toolkit.generation import check_sampling_args
-
-    check_sampling_args(args.top_k, args.top_p, args.temperature, args.num_beams)
     prompts = collect_prompts(args)
     config_path, weights_path, vocab_path = resolve_paths(args)
 
@@ -446,12 +456,4 @@ def main(argv=None, out=None):
 
 
 if __name__ == "__main__":
-    from toolkit.checkpoints import CheckpointError
-
-    try:
-        main()
-    except (ValueError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    _common.run(main)  # bad input (ValueError, CheckpointError): "error: <one line>", exit 2

@@ -53,39 +53,42 @@ import numpy as np  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                formatter_class=scripts._common.HelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--games", nargs="+", required=True, help="game record files (JSONL / seed JSONL / PGN)")
     p.add_argument("--out", required=True, help="output directory (checkpoints, logs, final model)")
     p.add_argument("--steps", type=int, default=600, help="total optimizer steps")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="games per optimizer step")
     p.add_argument("--max-len", type=int, default=512, help="tokens per training sequence (longer games are cut)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--warmup", type=int, default=None, help="warmup steps (default 5%% of --steps)")
     p.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decays to this fraction of --lr")
-    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decoupled weight decay")
     p.add_argument("--p-any", type=float, default=0.2, help="probability of replacing the result token by <any>")
     p.add_argument("--no-mirror", action="store_true", help="no left-right mirroring augmentation")
     p.add_argument("--legal-weight", type=float, default=0.0,
                    help="weight of the legal-mass loss term (0: next-token cross-entropy only)")
     p.add_argument("--workers", type=int, default=2, help="processes computing the legal masks")
-    p.add_argument("--val-fraction", type=float, default=0.05)
+    p.add_argument("--val-fraction", type=float, default=0.05,
+                   help="share of the games held out for validation (split by a hash of the moves)")
     p.add_argument("--length-groups", type=int, default=8,
                    help="batches drawn together and cut by game length, each padded to its longest "
                         "game (1: no grouping; default 8)")
     p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (= one log row)")
-    p.add_argument("--layers", type=int, default=None)
-    p.add_argument("--hidden", type=int, default=None)
-    p.add_argument("--heads", type=int, default=None)
-    p.add_argument("--intermediate", type=int, default=None)
-    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--layers", type=int, default=None,
+                   help="transformer layers (default: models.xiangqi.DEFAULT_CONFIG's, or --init-from's)")
+    p.add_argument("--hidden", type=int, default=None, help="hidden size (default: as --layers)")
+    p.add_argument("--heads", type=int, default=None, help="attention heads (default: as --layers)")
+    p.add_argument("--intermediate", type=int, default=None, help="feed-forward size (default: as --layers)")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="hidden and attention dropout (default: as --layers)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="start from the weights of a saved model (config.json + model.weights.h5, e.g. "
                         "models/xiangqi_model) with a fresh optimizer and schedule; its architecture is used")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this run (tests)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the data order and the augmentation")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     args = p.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.checkpoint_every < 1 or args.max_len < 8:
         p.error("--steps, --batch-size, --checkpoint-every >= 1 and --max-len >= 8")

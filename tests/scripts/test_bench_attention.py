@@ -1,4 +1,5 @@
-"""scripts/bench_attention.py: the goal summary, and a stopped run that --resume
+"""scripts/bench_attention.py: the goal summary, a run without --write that only prints
+(and keeps its results file only when --results is given), and a stopped run that --resume
 finishes without re-running (or losing) a finished configuration."""
 
 import importlib.util
@@ -48,6 +49,7 @@ def _run(tmp_path, *extra):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT,
                           env={**os.environ, "KERAS_BACKEND": "tensorflow"})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all(line.startswith("bench_attention: ") for line in proc.stderr.splitlines())  # no TF start-up log
     return proc.stdout
 
 
@@ -63,21 +65,32 @@ def _records(path):
 
 
 def test_results_file_and_resume_after_a_stop(tmp_path):
+    docs_md = os.path.join(ROOT, "docs", "benchmarks.md")
+    with open(docs_md, "rb") as f:
+        tracked = f.read()
+    with open(tmp_path / "b.md", "wb") as f:
+        f.write(tracked)
+    # without --write: the table is printed, the Markdown file and the plot are left alone
     out = _run(tmp_path, "--methods", "softmax", "performer", "--modes", "bidirectional")
-    recs = _records(tmp_path / "r.jsonl")
+    assert "bidirectional  forward  64" in out and "goals at n = 64" in out and "wrote" not in out
+    assert open(tmp_path / "b.md", "rb").read() == tracked and not os.path.exists(tmp_path / "b.png")
+    with open(docs_md, "rb") as f:
+        assert f.read() == tracked
+    recs = _records(tmp_path / "r.jsonl")  # --results given: kept without --write too
     assert sorted((r["method"], r["mode"], r["pass"], r["n"]) for r in recs) == [
         ("performer", "bidirectional", "forward", 64), ("softmax", "bidirectional", "forward", 64)]
     assert all(r["result"]["seconds"] > 0 for r in recs)
-    md = open(tmp_path / "b.md").read()
-    assert "<!-- bench_attention -->" in md and "- goals at n = 64, bidirectional forward: Performer" in md
-    assert "goals at n = 64" in out
 
     # a "stopped" run: only the softmax line survived, plus a half-written line
     soft = [r for r in recs if r["method"] == "softmax"][0]
     with open(tmp_path / "r.jsonl", "w") as f:
         f.write(json.dumps(soft) + "\n" + '{"method": "perf')
-    out = _run(tmp_path, "--methods", "softmax", "performer", "--modes", "bidirectional", "--resume")
+    out = _run(tmp_path, "--methods", "softmax", "performer", "--modes", "bidirectional", "--resume", "--write")
     assert "resuming: 1 result(s)" in out
+    md = open(tmp_path / "b.md").read()
+    assert "<!-- bench_attention -->" in md and "- goals at n = 64, bidirectional forward: Performer" in md
+    assert md.startswith(tracked.decode("utf-8").split("<!-- bench_attention -->")[0])  # other sections kept
+    assert os.path.getsize(tmp_path / "b.png") > 0
     recs2 = _records(tmp_path / "r.jsonl")
     # softmax was reused (not re-run, so not appended again), the Performer ran once more
     assert [(r["method"], r["result"]) for r in recs2] == [("softmax", soft["result"])] + [
@@ -88,3 +101,11 @@ def test_results_file_and_resume_after_a_stop(tmp_path):
     out = _run(tmp_path, "--methods", "performer", "--modes", "bidirectional", "--resume", "--nb-features", "8")
     assert "resuming" not in out
     assert len(_records(tmp_path / "r.jsonl")) == 3
+
+
+def test_resume_needs_a_results_file():
+    proc = subprocess.run([sys.executable, SCRIPT, "--resume"], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["error: --resume needs a results file: give --results FILE (or --write, "
+                                        "which keeps docs/bench_attention.jsonl)"]

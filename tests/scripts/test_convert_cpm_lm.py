@@ -7,6 +7,8 @@ import argparse
 import importlib.util
 import os
 import random
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -258,3 +260,17 @@ def test_help(capsys):
         convert.main(["--help"])
     assert e.value.code == 0
     assert "--tf-checkpoint" in capsys.readouterr().out
+
+
+def test_command_line_errors_are_one_line_exit_2(tmp_path):
+    """A bad checkpoint folder (CheckpointError) and a nonsense --num-heads: ``error: ...``, exit 2."""
+    script = os.path.join(ROOT, "scripts", "convert_cpm_lm.py")
+    missing = tmp_path / "nowhere"
+    for args, message in (([str(missing), str(tmp_path / "out")],
+                           f"error: Megatron checkpoint folder '{missing}' does not exist"),
+                          ([str(tmp_path), str(tmp_path / "out"), "--num-heads", "0"],
+                           "error: --num-heads must be >= 1, got 0")):
+        proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=120,
+                              cwd=ROOT)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [message], proc.stderr[-2000:]
+    assert not os.path.exists(tmp_path / "out")

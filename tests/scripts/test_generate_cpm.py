@@ -5,6 +5,8 @@ Daily, and the streamed output checked against generate()'s ids."""
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -120,8 +122,20 @@ def test_bad_input_is_a_clear_error(tmp_path, cpm_model):  # noqa: F811
         gen.main(base)
     with pytest.raises(ValueError, match=r"vocab file '.*chinese_vocab.model' does not exist"):
         gen.main([str(tmp_path), "--config", cfg, "--weights", cfg, "--prompt", "你好"])
-    with pytest.raises(ValueError, match="top_p must lie in"):
+    with pytest.raises(ValueError, match=r"--top-p must lie in \(0, 1\], got 1.5"):
         gen.main(base + ["--prompt", "你好", "--top-p", "1.5"])
     with pytest.raises(SystemExit) as e:
         gen.main(["--help"])
     assert e.value.code == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "0"], "error: --temperature must be a number > 0, got 0.0"),
+    (["--max-new-tokens", "-1"], "error: --max-new-tokens must be >= 1, got -1"),
+    (["--batch-size", "0"], "error: --batch-size must be >= 1, got 0"),
+    (["--top-k", "0"], "error: --top-k must be >= 1, got 0"),
+], ids=["temperature-0", "max-new-tokens-negative", "batch-size-0", "top-k-0"])
+def test_nonsense_numbers_are_one_line_exit_2(args, message):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "generate_cpm.py"), "--random-init",
+                           "--prompt", "你好", *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [message], proc.stderr[-2000:]
