@@ -1,8 +1,8 @@
 """Keras 3 layers of keras-longctx (one layer per module)."""
 
-import os
+from toolkit import quiet_startup
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before keras imports TensorFlow: no CUDA-probe errors on CPU
+quiet_startup.install()  # before keras imports TensorFlow: no start-up log on a CPU machine
 from layers.activations import gelu_erf, gelu_tanh, get_activation
 from layers.attention_masks import PaddingMask, UniLMMask
 from layers.bias_add import BiasAdd

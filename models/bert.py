@@ -4,7 +4,7 @@ import re
 
 import keras
 
-import layers as L
+import layers
 from models.transformer import Transformer, WeightSpec
 
 
@@ -41,28 +41,26 @@ class BERT(Transformer):
             return [token_ids, segment_ids]
         return [token_ids]
 
-    def call(self, inputs):
-        token_ids = inputs[0]
-        x = self.apply(token_ids, L.TokenEmbedding, "Embedding-Token", input_dim=self.vocab_size,
+    def apply_embeddings(self, inputs):
+        """Token (+ segment) + position embeddings, LayerNorm, dropout."""
+        x = self.apply(inputs[0], layers.TokenEmbedding, "Embedding-Token", input_dim=self.vocab_size,
                        output_dim=self.hidden_size, embeddings_initializer=self.initializer)
         if self.segment_vocab_size > 0:
-            s = self.apply(inputs[1], keras.layers.Embedding, "Embedding-Segment",
-                           input_dim=self.segment_vocab_size, output_dim=self.hidden_size,
-                           embeddings_initializer=self.initializer)
-            x = self.apply([x, s], keras.layers.Add, "Embedding-Token-Segment")
-        x = self.apply(x, L.PositionEmbedding, "Embedding-Position", input_dim=self.max_position,
+            segments = self.apply(inputs[1], keras.layers.Embedding, "Embedding-Segment",
+                                  input_dim=self.segment_vocab_size, output_dim=self.hidden_size,
+                                  embeddings_initializer=self.initializer)
+            x = self.apply([x, segments], keras.layers.Add, "Embedding-Token-Segment")
+        x = self.apply(x, layers.PositionEmbedding, "Embedding-Position", input_dim=self.max_position,
                        output_dim=self.hidden_size, hierarchical=self.hierarchical_position,
                        embeddings_initializer=self.initializer)
         x = self.apply(x, keras.layers.LayerNormalization, "Embedding-Norm", epsilon=self.layer_norm_eps)
-        x = self.apply(x, keras.layers.Dropout, "Embedding-Dropout", rate=self.dropout_rate)
+        return self.apply(x, keras.layers.Dropout, "Embedding-Dropout", rate=self.dropout_rate)
 
+    def attention_mask(self, inputs):
+        """Padding keys masked; with ``application='unilm'`` also UniLM's prefix mask."""
         if self.application == "unilm":
-            mask = self.apply(inputs[:2], L.UniLMMask, "Attention-UniLM-Mask", pad_id=self.pad_token_id)
-        else:
-            mask = self.apply(token_ids, L.PaddingMask, "Attention-Padding-Mask", pad_id=self.pad_token_id)
-        for i in range(self.num_hidden_layers):
-            x = self.apply_main(x, mask, i)
-        return self.apply_final(x)
+            return self.apply(inputs[:2], layers.UniLMMask, "Attention-UniLM-Mask", pad_id=self.pad_token_id)
+        return self.apply(inputs[0], layers.PaddingMask, "Attention-Padding-Mask", pad_id=self.pad_token_id)
 
     def apply_main(self, x, mask, index):
         """Post-LN block: Att -> Add -> LN -> FFN -> Add -> LN."""
@@ -74,7 +72,7 @@ class BERT(Transformer):
         y = self.apply(y, keras.layers.Dropout, f"{att}-Dropout", rate=self.dropout_rate)
         x = self.apply([x, y], keras.layers.Add, f"{att}-Add")
         x = self.apply(x, keras.layers.LayerNormalization, f"{att}-Norm", epsilon=self.layer_norm_eps)
-        y = self.apply(x, L.FeedForward, ffn, units=self.intermediate_size, activation=self.hidden_act,
+        y = self.apply(x, layers.FeedForward, ffn, units=self.intermediate_size, activation=self.hidden_act,
                        kernel_initializer=self.initializer)
         y = self.apply(y, keras.layers.Dropout, f"{ffn}-Dropout", rate=self.dropout_rate)
         x = self.apply([x, y], keras.layers.Add, f"{ffn}-Add")
@@ -84,7 +82,7 @@ class BERT(Transformer):
         outputs = [x]
         if self.with_pool:
             act = "tanh" if self.with_pool is True or self.with_pool == "tanh" else self.with_pool
-            y = self.apply(x, L.Pooler, "Pooler-Dense", units=self.hidden_size, activation=act,
+            y = self.apply(x, layers.Pooler, "Pooler-Dense", units=self.hidden_size, activation=act,
                            kernel_initializer=self.initializer)
             if self.with_nsp:
                 y = self.apply(y, keras.layers.Dense, "NSP-Proba", units=2, activation="softmax",
@@ -92,10 +90,10 @@ class BERT(Transformer):
             outputs.append(y)
         if self.with_mlm:
             y = self.apply(x, keras.layers.Dense, "MLM-Dense", units=self.hidden_size,
-                           activation=L.get_activation(self.hidden_act), kernel_initializer=self.initializer)
+                           activation=layers.get_activation(self.hidden_act), kernel_initializer=self.initializer)
             y = self.apply(y, keras.layers.LayerNormalization, "MLM-Norm", epsilon=self.layer_norm_eps)
             y = self.layers["Embedding-Token"](y, mode="dense")
-            y = self.apply(y, L.BiasAdd, "MLM-Bias")
+            y = self.apply(y, layers.BiasAdd, "MLM-Bias")
             act = "softmax" if self.with_mlm is True else self.with_mlm
             y = self.apply(y, keras.layers.Activation, "MLM-Activation", activation=act)
             outputs.append(y)
@@ -108,23 +106,25 @@ class BERT(Transformer):
     # ------------------------------------------------------------- weights
     def weight_specs(self):
         specs = {
-            "Embedding-Token": [_spec("bert/embeddings/word_embeddings")],
-            "Embedding-Segment": [_spec("bert/embeddings/token_type_embeddings")],
-            "Embedding-Position": [_spec("bert/embeddings/position_embeddings")],
+            "Embedding-Token": [_spec("bert/embeddings/word_embeddings", "embeddings")],
+            "Embedding-Segment": [_spec("bert/embeddings/token_type_embeddings", "embeddings")],
+            "Embedding-Position": [_spec("bert/embeddings/position_embeddings", "embeddings")],
             "Embedding-Norm": _ln("bert/embeddings/LayerNorm"),
-            "Pooler-Dense": _dense("bert/pooler/dense"),
-            "NSP-Proba": [_spec("cls/seq_relationship/output_weights"), _spec("cls/seq_relationship/output_bias")],
+            "Pooler-Dense": _dense("bert/pooler/dense", "dense"),
+            "NSP-Proba": [_spec("cls/seq_relationship/output_weights", "kernel"),
+                          _spec("cls/seq_relationship/output_bias", "bias")],
             "MLM-Dense": _dense("cls/predictions/transform/dense"),
             "MLM-Norm": _ln("cls/predictions/transform/LayerNorm"),
-            "MLM-Bias": [_spec("cls/predictions/output_bias")],
+            "MLM-Bias": [_spec("cls/predictions/output_bias", "bias")],
         }
         for i in range(self.num_hidden_layers):
             p = f"bert/encoder/layer_{i}/"
             specs[f"Transformer-{i}-MultiHeadSelfAttention"] = (
-                _dense(p + "attention/self/query") + _dense(p + "attention/self/key")
-                + _dense(p + "attention/self/value") + _dense(p + "attention/output/dense"))
+                _dense(p + "attention/self/query", "query") + _dense(p + "attention/self/key", "key")
+                + _dense(p + "attention/self/value", "value") + _dense(p + "attention/output/dense", "output"))
             specs[f"Transformer-{i}-MultiHeadSelfAttention-Norm"] = _ln(p + "attention/output/LayerNorm")
-            specs[f"Transformer-{i}-FeedForward"] = _dense(p + "intermediate/dense") + _dense(p + "output/dense")
+            specs[f"Transformer-{i}-FeedForward"] = (_dense(p + "intermediate/dense", "intermediate")
+                                                     + _dense(p + "output/dense", "output"))
             specs[f"Transformer-{i}-FeedForward-Norm"] = _ln(p + "output/LayerNorm")
         return specs
 
@@ -138,6 +138,12 @@ class BERT(Transformer):
 
     def transform_saved_tf(self, spec, value):
         return value.T if spec.tf == "cls/seq_relationship/output_weights" else value
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(type_vocab_size=self.segment_vocab_size, with_pool=self.with_pool, with_nsp=self.with_nsp,
+                      with_mlm=self.with_mlm)
+        return config
 
     def hf_config(self):
         return {
@@ -165,11 +171,12 @@ _HF_SPECIAL = {
 }
 
 
-def _spec(tf_name):
-    """WeightSpec for a Google-BERT TF name, with its Hugging Face names derived."""
+def _spec(tf_name, keras_path):
+    """WeightSpec for a Google-BERT TF name (its Hugging Face names derived) and the
+    Keras weight's path inside its layer."""
     if tf_name in _HF_SPECIAL:
         names, transpose = _HF_SPECIAL[tf_name]
-        return WeightSpec(tf_name, names, transpose)
+        return WeightSpec(tf_name, names, transpose, keras=keras_path)
     n = re.sub(r"layer_(\d+)", r"layer.\1", tf_name)
     parts = n.split("/")
     last, transpose, alt = parts[-1], False, None
@@ -187,12 +194,13 @@ def _spec(tf_name):
         names.append(".".join(parts[:-1] + [alt]))
     if base.startswith("bert."):  # BertModel saves bare names, heads save 'bert.' ones
         names = names + [x[len("bert."):] for x in names]
-    return WeightSpec(tf_name, names, transpose)
+    return WeightSpec(tf_name, names, transpose, keras=keras_path)
 
 
-def _dense(prefix):
-    return [_spec(prefix + "/kernel"), _spec(prefix + "/bias")]
+def _dense(prefix, keras_prefix=""):
+    keras_prefix = keras_prefix + "/" if keras_prefix else ""
+    return [_spec(prefix + "/kernel", keras_prefix + "kernel"), _spec(prefix + "/bias", keras_prefix + "bias")]
 
 
 def _ln(prefix):
-    return [_spec(prefix + "/gamma"), _spec(prefix + "/beta")]
+    return [_spec(prefix + "/gamma", "gamma"), _spec(prefix + "/beta", "beta")]

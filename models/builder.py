@@ -7,6 +7,14 @@ from models.gpt2 import GPT2
 MODELS = {"bert": BERT, "gpt2": GPT2, "gpt_2": GPT2, "gpt-2": GPT2}
 
 
+def transformer_class(model):
+    """The Transformer class for a model name (``'bert'``, ``'gpt2'``); ValueError if unknown."""
+    key = str(model).lower()
+    if key not in MODELS:
+        raise ValueError(f"model must be one of {sorted(set(MODELS))}, got {model!r}")
+    return MODELS[key]
+
+
 def build_transformer_model(
     config_path=None,
     checkpoint_path=None,
@@ -59,10 +67,7 @@ def build_transformer_model(
     ...     "all-MiniLM-L6-v2/config.json", "all-MiniLM-L6-v2", model="bert")
     >>> model.predict([token_ids, segment_ids])          # doctest: +SKIP
     """
-    key = str(model).lower()
-    if key not in MODELS:
-        raise ValueError(f"model must be one of {sorted(set(MODELS))}, got {model!r}")
-    cls = MODELS[key]
+    cls = transformer_class(model)
     config = load_config(config_path)
     source = config.pop("_source")
     for meta in ("_raw", "model_type"):

@@ -2,7 +2,7 @@
 
 import keras
 
-import layers as L
+import layers
 from models.transformer import Transformer, WeightSpec
 
 
@@ -49,12 +49,6 @@ class GPT2(Transformer):
             inputs.append(keras.Input((self.max_length,), dtype="int32", name="Input-Mask"))
         return inputs
 
-    def build(self):
-        model = super().build()
-        model.cached_decoder = self.cached_decoder  # toolkit.generation.generate(model, ...) finds it
-        model.transformer = self
-        return model
-
     def cached_decoder(self, bucket=64):
         """The KV-cache decoder of this model (created once per bucket size)."""
         from models.decoder import CachedDecoder
@@ -64,27 +58,25 @@ class GPT2(Transformer):
             self._decoders[bucket] = CachedDecoder(self, bucket=bucket)
         return self._decoders[bucket]
 
-    def call(self, inputs):
-        token_ids = inputs[0]
-        x = self.embed(token_ids)
-        mask = self.key_mask(inputs)
-        for i in range(self.num_hidden_layers):
-            x = self.apply_main(x, mask, i)
-        return self.apply_final(x)
+    def apply_embeddings(self, inputs):
+        return self.embed(inputs[0])
+
+    def attention_mask(self, inputs):
+        return self.key_mask(inputs)
 
     def key_mask(self, inputs):
         """The ``(batch, length)`` mask of the keys to attend to (``None``: all):
         ``Input-Mask != 0`` with ``mask_input``, ids other than ``pad_token_id`` if set."""
         if self.mask_input:
-            return self.apply(inputs[:2], L.PaddingMask, "Attention-Padding-Mask", pad_id=self.pad_token_id)
+            return self.apply(inputs[:2], layers.PaddingMask, "Attention-Padding-Mask", pad_id=self.pad_token_id)
         if self.pad_token_id is not None:
-            return self.apply(inputs[0], L.PaddingMask, "Attention-Padding-Mask", pad_id=self.pad_token_id)
+            return self.apply(inputs[0], layers.PaddingMask, "Attention-Padding-Mask", pad_id=self.pad_token_id)
         return None
 
     def embed(self, token_ids, start_index=0):
-        x = self.apply(token_ids, L.TokenEmbedding, "Embedding-Token", input_dim=self.vocab_size,
+        x = self.apply(token_ids, layers.TokenEmbedding, "Embedding-Token", input_dim=self.vocab_size,
                        output_dim=self.hidden_size, embeddings_initializer=self.initializer)
-        x = self.apply(x, L.PositionEmbedding, "Embedding-Position", input_dim=self.max_position,
+        x = self.apply(x, layers.PositionEmbedding, "Embedding-Position", input_dim=self.max_position,
                        output_dim=self.hidden_size, hierarchical=self.hierarchical_position,
                        embeddings_initializer=self.initializer,
                        arguments=None if isinstance(start_index, int) and start_index == 0 else {"start_index": start_index})
@@ -105,7 +97,7 @@ class GPT2(Transformer):
         y = self.apply(y, keras.layers.Dropout, f"{att}-Dropout", rate=self.dropout_rate)
         x = self.apply([x, y], keras.layers.Add, f"{att}-Add")
         y = self.apply(x, keras.layers.LayerNormalization, f"{ffn}-Norm", epsilon=self.layer_norm_eps)
-        y = self.apply(y, L.FeedForward, ffn, units=self.intermediate_size, activation=self.hidden_act,
+        y = self.apply(y, layers.FeedForward, ffn, units=self.intermediate_size, activation=self.hidden_act,
                        kernel_initializer=self.initializer)
         y = self.apply(y, keras.layers.Dropout, f"{ffn}-Dropout", rate=self.dropout_rate)
         x = self.apply([x, y], keras.layers.Add, f"{ffn}-Add")
@@ -123,20 +115,21 @@ class GPT2(Transformer):
     # ------------------------------------------------------------- weights
     def weight_specs(self):
         specs = {
-            "Embedding-Token": [_spec("gpt/embeddings/word_embeddings", "wte.weight")],
-            "Embedding-Position": [_spec("gpt/embeddings/position_embeddings", "wpe.weight")],
+            "Embedding-Token": [_spec("gpt/embeddings/word_embeddings", "wte.weight", "embeddings")],
+            "Embedding-Position": [_spec("gpt/embeddings/position_embeddings", "wpe.weight", "embeddings")],
             "Output-Norm": _ln("gpt/output/LayerNorm", "ln_f"),
         }
         for i in range(self.num_hidden_layers):
             p, h = f"gpt/transformer/layer_{i}/", f"h.{i}."
             specs[f"Transformer-{i}-MultiHeadSelfAttention"] = (
-                _dense(p + "attention/self/query", h + "attn.c_attn", (3, 0))
-                + _dense(p + "attention/self/key", h + "attn.c_attn", (3, 1))
-                + _dense(p + "attention/self/value", h + "attn.c_attn", (3, 2))
-                + _dense(p + "attention/output/dense", h + "attn.c_proj"))
+                _dense(p + "attention/self/query", h + "attn.c_attn", "query", (3, 0))
+                + _dense(p + "attention/self/key", h + "attn.c_attn", "key", (3, 1))
+                + _dense(p + "attention/self/value", h + "attn.c_attn", "value", (3, 2))
+                + _dense(p + "attention/output/dense", h + "attn.c_proj", "output"))
             specs[f"Transformer-{i}-MultiHeadSelfAttention-Norm"] = _ln(p + "attention/input/LayerNorm", h + "ln_1")
             specs[f"Transformer-{i}-FeedForward"] = (
-                _dense(p + "intermediate/dense", h + "mlp.c_fc") + _dense(p + "output/dense", h + "mlp.c_proj"))
+                _dense(p + "intermediate/dense", h + "mlp.c_fc", "intermediate")
+                + _dense(p + "output/dense", h + "mlp.c_proj", "output"))
             specs[f"Transformer-{i}-FeedForward-Norm"] = _ln(p + "input/LayerNorm", h + "ln_2")
         return specs
 
@@ -144,6 +137,11 @@ class GPT2(Transformer):
         if spec.tf == "gpt/embeddings/word_embeddings" and self.keep_tokens is not None:
             value = value[self.keep_tokens]
         return value
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(with_lm=self.with_lm, mask_input=self.mask_input)
+        return config
 
     def hf_config(self):
         return {
@@ -165,15 +163,16 @@ class GPT2(Transformer):
         }
 
 
-def _spec(tf_name, hf_name, split=None):
+def _spec(tf_name, hf_name, keras_path, split=None):
     # GPT-2's HF Conv1D stores (in, out) like Keras: no transpose.
-    return WeightSpec(tf_name, [f"transformer.{hf_name}", hf_name], False, split)
+    return WeightSpec(tf_name, [f"transformer.{hf_name}", hf_name], False, split, keras=keras_path)
 
 
-def _dense(tf_prefix, hf_prefix, split=None):
-    return [_spec(tf_prefix + "/kernel", hf_prefix + ".weight", split),
-            _spec(tf_prefix + "/bias", hf_prefix + ".bias", split)]
+def _dense(tf_prefix, hf_prefix, keras_prefix, split=None):
+    return [_spec(tf_prefix + "/kernel", hf_prefix + ".weight", keras_prefix + "/kernel", split),
+            _spec(tf_prefix + "/bias", hf_prefix + ".bias", keras_prefix + "/bias", split)]
 
 
 def _ln(tf_prefix, hf_prefix):
-    return [_spec(tf_prefix + "/gamma", hf_prefix + ".weight"), _spec(tf_prefix + "/beta", hf_prefix + ".bias")]
+    return [_spec(tf_prefix + "/gamma", hf_prefix + ".weight", "gamma"),
+            _spec(tf_prefix + "/beta", hf_prefix + ".bias", "beta")]

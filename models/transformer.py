@@ -9,7 +9,7 @@ import re
 import keras
 import numpy as np
 
-import layers as L
+import layers
 from models.transformer_model import TransformerModel
 from toolkit.checkpoints import (
     CheckpointError,
@@ -43,11 +43,26 @@ class WeightSpec:
     hf: list
     hf_transpose: bool = False
     hf_split: tuple = None
+    keras: str = None
 
 
 class Transformer:
-    """Base class. Subclasses implement ``get_inputs``, ``apply_main`` and
-    ``weight_specs``; ``build()`` returns the ``keras.Model``."""
+    """Base class: builds the functional model ``embeddings -> blocks -> head``
+    (:meth:`call`) and maps its weights to checkpoint names.
+
+    Subclasses implement:
+
+    - ``get_inputs()``: the ``keras.Input`` list;
+    - ``apply_embeddings(inputs)``: the embedding output ``(batch, length, hidden)``;
+    - ``attention_mask(inputs)``: the mask given to every attention layer (or None);
+    - ``apply_main(x, mask, index)``: transformer block ``index``;
+    - ``apply_final(x)``: the heads (the model's outputs);
+    - ``weight_specs()``: ``{layer_name: [WeightSpec, ...]}``, each spec naming the
+      Keras weight it fills by its path inside the layer (``WeightSpec.keras``);
+    - ``get_config()``: the constructor arguments beyond the base class's
+      (call ``super().get_config()``), so that a saved model is rebuilt exactly;
+    - ``hf_config()``: the Hugging Face ``config.json`` of the model.
+    """
 
     model_type = "transformer"
     default_layer_norm_eps = 1e-12
@@ -112,7 +127,7 @@ class Transformer:
         if kwargs:
             unknown = sorted(kwargs)
             raise TypeError(f"{type(self).__name__}: unexpected arguments {unknown}")
-        alpha = L.position_embedding.resolve_alpha(hierarchical_position)
+        alpha = layers.position_embedding.resolve_alpha(hierarchical_position)
         limit = self.max_position**2 if alpha is not None else self.max_position
         if max_length is not None and max_length > limit:
             raise ValueError(
@@ -132,7 +147,7 @@ class Transformer:
 
     def attention_layer_class(self):
         cls_name = ATTENTION_KINDS[self.attention]
-        cls = getattr(L, cls_name, None)
+        cls = getattr(layers, cls_name, None)
         if cls is None:
             raise ValueError(f"attention={self.attention!r} needs layers.{cls_name}, which is not available")
         return cls
@@ -148,12 +163,52 @@ class Transformer:
         kw.update(self.attention_kwargs)
         return kw
 
+    def call(self, inputs):
+        """The skeleton every model shares: embeddings, the blocks, the heads."""
+        x = self.apply_embeddings(inputs)
+        mask = self.attention_mask(inputs)
+        for index in range(self.num_hidden_layers):
+            x = self.apply_main(x, mask, index)
+        return self.apply_final(x)
+
     def build(self):
         inputs = self.get_inputs()
         outputs = self.call(inputs)
         self.model = TransformerModel(inputs=inputs, outputs=outputs, name=self.name or self.model_type)
-        self.model.transformer_info = {"model": self.model_type, "max_length": self.max_position_limit}
+        self.model.transformer = self
         return self.model
+
+    def get_config(self):
+        """The constructor arguments that rebuild this model (checkpoint-only ones such as
+        ``keep_tokens`` and ``initializer`` excluded: the weights come with the model)."""
+        return {
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "intermediate_size": self.intermediate_size,
+            "hidden_act": self.hidden_act,
+            "hidden_dropout_prob": self.dropout_rate,
+            "attention_probs_dropout_prob": self.attention_dropout_rate,
+            "max_position_embeddings": self.max_position,
+            "layer_norm_eps": self.layer_norm_eps,
+            "hierarchical_position": self.hierarchical_position,
+            "max_length": self.max_length,
+            "application": self.application,
+            "attention": self.attention,
+            "attention_kwargs": dict(self.attention_kwargs),
+            "pad_token_id": self.pad_token_id,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_model(cls, model, config):
+        """The Transformer of an already built (e.g. reloaded) Keras ``model``: same
+        settings, its ``layers`` bound to the model's, so that decoding reuses them."""
+        transformer = cls(**config)
+        transformer.model = model
+        transformer.layers = {layer.name: layer for layer in model.layers}
+        return transformer
 
     @property
     def max_position_limit(self):
@@ -161,16 +216,24 @@ class Transformer:
 
     # ------------------------------------------------------------- weights
     def weight_specs(self):
-        """``{layer_name: [WeightSpec, ...]}`` in the order of ``layer.weights``."""
+        """``{layer_name: [WeightSpec, ...]}``; ``spec.keras`` is the path of the weight
+        inside the layer (``'query/kernel'``, ``'gamma'``)."""
         raise NotImplementedError
 
-    def _layer_weights(self, layer_name, n):
+    def _layer_weights(self, layer_name, specs):
+        """The Keras weights of ``specs``, found by path (``layer_name/spec.keras``), never
+        by position: CheckpointError naming both sides when a layer lacks one."""
         layer = self.model.get_layer(layer_name)
-        weights = list(layer.weights)
-        if len(weights) != n:  # e.g. Performer's non-trainable projection: map the trainable ones
-            trainable = [w for w in weights if w.trainable]
-            weights = trainable if len(trainable) >= n else weights
-        return layer, weights[:n]
+        by_path = {weight.path: weight for weight in layer.weights}
+        weights = []
+        for spec in specs:
+            path = f"{layer_name}/{spec.keras}"
+            if spec.keras is None or path not in by_path:
+                raise CheckpointError(
+                    f"checkpoint variable '{spec.tf}' maps to Keras weight '{path}', which layer "
+                    f"'{layer_name}' ({type(layer).__name__}) does not have; its weights: {sorted(by_path)}")
+            weights.append(by_path[path])
+        return layer, weights
 
     def transform_loaded(self, spec, value, fmt):
         """Per-variable fix-ups after reading (keep_tokens, TF layout quirks)."""
@@ -212,7 +275,7 @@ class Transformer:
             items = tqdm(items, desc="loading weights", unit="layer")
         cache = {}
         for layer_name, layer_specs in items:
-            layer, weights = self._layer_weights(layer_name, len(layer_specs))
+            layer, weights = self._layer_weights(layer_name, layer_specs)
             for w, spec in zip(weights, layer_specs):
                 value = self._read(reader, spec, cache)
                 value = self.transform_loaded(spec, value, fmt)
@@ -255,7 +318,7 @@ class Transformer:
         for layer_name, layer_specs in self.weight_specs().items():
             if not _has_layer(self.model, layer_name):
                 continue
-            _, weights = self._layer_weights(layer_name, len(layer_specs))
+            _, weights = self._layer_weights(layer_name, layer_specs)
             for w, spec in zip(weights, layer_specs):
                 unassigned[id(w)] = spec.tf if fmt == "tf" else spec.hf[0]
                 for name in [spec.tf] if fmt == "tf" else spec.hf:
@@ -290,7 +353,7 @@ class Transformer:
         for layer_name, layer_specs in self.weight_specs().items():
             if not _has_layer(self.model, layer_name):
                 continue
-            _, weights = self._layer_weights(layer_name, len(layer_specs))
+            _, weights = self._layer_weights(layer_name, layer_specs)
             for w, spec in zip(weights, layer_specs):
                 value = keras.ops.convert_to_numpy(w)
                 value = self.transform_saved(spec, value)
@@ -318,7 +381,7 @@ class Transformer:
         for layer_name, layer_specs in self.weight_specs().items():
             if not _has_layer(self.model, layer_name):
                 continue
-            _, weights = self._layer_weights(layer_name, len(layer_specs))
+            _, weights = self._layer_weights(layer_name, layer_specs)
             for w, spec in zip(weights, layer_specs):
                 out[spec.tf] = self.transform_saved_tf(spec, keras.ops.convert_to_numpy(w))
         return out

@@ -31,7 +31,49 @@ ID_INPUTS = {
 
 @keras.saving.register_keras_serializable(package="keras_longctx")
 class TransformerModel(keras.Model):
-    """A functional model built by :class:`models.Transformer` (see the module docstring)."""
+    """A functional model built by :class:`models.Transformer` (see the module docstring).
+
+    ``model.transformer`` is the Transformer object that built it (checkpoint names,
+    writers, the KV-cache decoder); its settings travel in ``get_config`` under
+    ``"transformer"``, so ``keras.saving.load_model`` (after ``import models``) gives
+    back the same class with the same ``transformer``, and ``generate`` keeps working.
+    """
+
+    transformer = None
+
+    def get_config(self):
+        config = super().get_config()
+        if self.transformer is not None:
+            config["transformer"] = {"model_type": self.transformer.model_type,
+                                     "config": self.transformer.get_config()}
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        settings = config.pop("transformer", None)
+        model = super().from_config(config, custom_objects=custom_objects)
+        if settings is not None:
+            from models.builder import transformer_class
+
+            transformer_cls = transformer_class(settings["model_type"])
+            model.transformer = transformer_cls.from_model(model, settings["config"])
+        return model
+
+    @property
+    def transformer_info(self):
+        """``{'model': model_type, 'max_length': positions the model reads}``."""
+        if self.transformer is None:
+            return None
+        return {"model": self.transformer.model_type, "max_length": self.transformer.max_position_limit}
+
+    def cached_decoder(self, bucket=64):
+        """The KV-cache decoder (GPT-2 models): ``toolkit.generation.generate`` uses it."""
+        if self.transformer is None or not hasattr(self.transformer, "cached_decoder"):
+            kind = self.transformer.model_type if self.transformer is not None else "this model"
+            raise TypeError(f"{kind} has no cached decoder: generation needs a GPT-2 "
+                            "(build_transformer_model(..., model='gpt2'))")
+        return self.transformer.cached_decoder(bucket=bucket)
 
     def predict(self, x, *args, **kwargs):
         """``keras.Model.predict``, with plain lists accepted and ids checked (ValueError

@@ -178,15 +178,22 @@ def load_xiangqi_model(directory=None):
                                os.path.join(directory, "model.weights.h5"))
 
 
+def xiangqi_config(model):
+    """The :data:`DEFAULT_CONFIG` keys of a Xiangqi GPT (also of one reloaded with
+    ``keras.saving.load_model``, which keeps ``model.transformer``'s settings)."""
+    settings = model.transformer.get_config()
+    return {key: settings[key] for key in DEFAULT_CONFIG if key in settings}
+
+
 def save_xiangqi_model(model, directory, extra=None):
     """config.json + model.weights.h5, both written atomically."""
     from toolkit.checkpoints import save_json
 
     os.makedirs(directory, exist_ok=True)
-    cfg = dict(model.xiangqi_config, model_type="gpt2", vocab=VOCAB, hierarchical_position=True)
+    cfg = dict(xiangqi_config(model), model_type="gpt2", vocab=VOCAB, hierarchical_position=True)
     cfg.update(extra or {})
     if getattr(model, "optimizer", None) is not None:  # weights only: no optimizer slots in the file
-        bare = build_xiangqi_model(model.xiangqi_config)
+        bare = build_xiangqi_model(xiangqi_config(model))
         bare.set_weights(model.get_weights())
         model = bare
     model.transformer.save_weights(os.path.join(directory, "model.weights.h5"))

@@ -3,84 +3,26 @@ one-line errors, ``--help`` with defaults, peak memory, machine description,
 benchmark-table writing)."""
 
 import argparse
-import contextlib
 import datetime
-import importlib.abc
-import importlib.util
 import os
 import platform
 import re
 import resource
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+from toolkit import quiet_startup  # noqa: E402  (before anything imports TensorFlow)
 VERBOSE = "--verbose" in sys.argv[1:] or os.environ.get("KERAS_LONGCTX_VERBOSE") == "1"
-# TensorFlow's C++ start-up log (CUDA probing on a CPU machine: "cuInit ... UNKNOWN ERROR (303)",
-# cuDNN/cuBLAS factory registration) is printed at ERROR level, which only level 3 silences.
-# It must be set before TensorFlow is imported; --verbose (or KERAS_LONGCTX_VERBOSE=1) keeps it.
-# A lower level already in the environment (the Makefile and tests/conftest.py export 2) is raised too.
-if not VERBOSE:
-    for _name in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL"):
-        if os.environ.get(_name, "") not in ("3", "4"):
-            os.environ[_name] = "3"
+if VERBOSE:
+    os.environ["KERAS_LONGCTX_VERBOSE"] = "1"
+# TensorFlow's start-up log (CUDA probing on a CPU machine, "cuInit ... UNKNOWN ERROR (303)" among it)
+# is dropped unless --verbose; a lower TF_CPP_MIN_LOG_LEVEL already in the environment (the Makefile and
+# tests/conftest.py export 2) is raised to 3 too. See toolkit/quiet_startup.py.
+quiet_startup.install(force_level=True)
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-# What `import tensorflow` writes to stderr before its log level applies (absl's "before
-# absl::InitializeLog()" banner, INFO/WARNING lines of port.cc, cudart_stub.cc, cpu_feature_guard.cc):
-# no environment variable silences it, so the import runs with stderr captured and only these lines dropped.
-STARTUP_NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)"
-                           r"|[IW]\d{4} [\d:. ]+\d+ [\w.]+:\d+\] "
-                           r"|To enable the following instructions: ")
-
-
-@contextlib.contextmanager
-def startup_noise_dropped():
-    """Capture the process's stderr (file descriptor 2, where C++ logs go) for the block, then
-    write back every line that is not TensorFlow's start-up noise."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not STARTUP_NOISE.match(line)]
-            sys.stderr.write("".join(kept))
-            sys.stderr.flush()
-
-
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """Runs the first ``import tensorflow`` (wherever it happens: keras, transformers, ...) inside
-    :func:`startup_noise_dropped`, then steps aside."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != "tensorflow":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            load = spec.loader.exec_module
-
-            def exec_module(module):
-                with startup_noise_dropped():
-                    load(module)
-
-            spec.loader.exec_module = exec_module
-        return spec
-
-
-if not VERBOSE and "tensorflow" not in sys.modules and not any(
-        type(finder).__name__ == "_QuietTensorFlowImport" for finder in sys.meta_path):  # once, even if
-    sys.meta_path.insert(0, _QuietTensorFlowImport())  # loaded twice (as _common and as scripts._common)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

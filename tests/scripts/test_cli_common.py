@@ -99,3 +99,16 @@ def test_importing_layers_silences_the_cuda_probe():
     proc = _python(["-c", code], drop=["TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES"])
     assert proc.returncode == 0 and proc.stdout.strip() == "[2. 2.]", proc.stderr[-2000:]
     assert not [line for line in proc.stderr.splitlines() if "cuInit" in line or line.startswith("E0000")]
+
+
+@pytest.mark.parametrize("package", ["layers", "models"])
+def test_importing_the_package_prints_nothing(package):
+    """``import models`` / ``import layers`` on a CPU machine: empty stderr (TensorFlow's start-up
+    log dropped, toolkit/quiet_startup.py), and KERAS_LONGCTX_VERBOSE=1 brings it back."""
+    code = f"import {package}, keras; print(keras.ops.convert_to_numpy(keras.ops.ones(2) + 1))"
+    proc = _python(["-c", code], drop=["TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES"])
+    assert proc.returncode == 0 and proc.stdout.strip() == "[2. 2.]", proc.stderr[-2000:]
+    assert proc.stderr == ""
+    loud = _python(["-c", code], drop=["TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES"],
+                   env_update={"KERAS_LONGCTX_VERBOSE": "1"})
+    assert loud.returncode == 0 and loud.stderr.count("\n") >= 2
