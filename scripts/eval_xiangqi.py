@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Evaluate the Xiangqi GPT: held-out next-move accuracy, legality of the
+r"""Evaluate the Xiangqi GPT: held-out next-move accuracy, legality of the
 unconstrained greedy move, matches vs a random mover and fairy-stockfish, and
 the effect of outcome conditioning (own-win token vs ``<any>``).
 
@@ -15,7 +15,9 @@ in one or two by checks, a material check that keeps the model from giving
 pieces away, and the next best move when the model's walks into a mate in one,
 loses by a rule, or throws away a lead by a draw or repetition);
 ``model`` is the model's best legal move with only a mate in one forced.
-``--write`` puts the figures into the model card and the
+Each match gets its score and the Elo difference with a 95% interval from the
+Wilson interval of the score (no point estimate below 10 games; a perfect score
+has only a lower bound). ``--write`` puts the figures into the model card and the
 ``<!-- xiangqi_eval -->`` section of docs/benchmarks.md (machine, date,
 command). The LAST stdout line is a JSON object with every figure.
 
@@ -36,39 +38,101 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 import scripts._common as common  # noqa: E402
 
+from toolkit.xiangqi.match_stats import format_elo  # noqa: E402
 from toolkit.xiangqi.player import Player  # noqa: E402
 from toolkit.xiangqi.rules import Position  # noqa: E402
 
 
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=common.HelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--model", default=None,
+                        help="model directory (config.json + model.weights.h5); unset: the bundled one")
+    parser.add_argument("--games", nargs="*", default=[],
+                        help="game records (JSONL or PGN); their validation split is held out for the accuracy "
+                             "figures (none: no accuracy figures)")
+    parser.add_argument("--val-fraction", type=float, default=0.05,
+                        help="share of the --games held out (the hash split of scripts/train_xiangqi.py), 0..1")
+    parser.add_argument("--positions", type=int, default=600, help="held-out positions for the accuracy figures")
+    parser.add_argument("--random-games", type=int, default=100,
+                        help="games vs the random mover (own-win token), per --players kind")
+    parser.add_argument("--engine-games", type=int, default=100, help="games per engine depth and --players kind")
+    parser.add_argument("--engine-depths", type=int, nargs="*", default=[1, 3],
+                        help="fairy-stockfish search depths (each >= 1) for the engine matches")
+    parser.add_argument("--engine", default=None,
+                        help="fairy-stockfish binary; unset: $XIANGQI_ENGINE, then fairy-stockfish on PATH, "
+                             "then /usr/games/fairy-stockfish")
+    parser.add_argument("--conditioning-games", type=int, default=None,
+                        help="games for the <any> vs own-win comparison; unset: --random-games")
+    parser.add_argument("--conditioning-opponent", choices=("random", "engine"), default="random",
+                        help="opponent of the conditioning comparison (engine: at the first --engine-depths)")
+    parser.add_argument("--players", nargs="+", choices=("guarded", "model"), default=["guarded", "model"],
+                        help="player kinds for the matches (the conditioning comparison uses the first)")
+    parser.add_argument("--max-plies", type=int, default=300,
+                        help="game length cap: a game still going after this many plies is a draw")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random mover and the random openings")
+    parser.add_argument("--opening-plies", type=int, default=2,
+                        help="random opening plies per pair of games in the engine matches (fairy-stockfish at a "
+                             "fixed depth and the greedy model are deterministic)")
+    parser.add_argument("--write", action="store_true", help="update the model card and docs/benchmarks.md")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument("--note", default=None,
+                        help="a paragraph for the report, under the commands (e.g. how the parts of a split run "
+                             "ran)")
+    parser.add_argument("--merge", default=None,
+                        help="start from the figures of an earlier run (its --json file): a long evaluation in "
+                             "parts")
+    common.add_verbose(parser)
+    return parser
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--model", default=None, help="model directory (default: the bundled one)")
-    p.add_argument("--games", nargs="*", default=[], help="game records; their validation split is held out")
-    p.add_argument("--val-fraction", type=float, default=0.05)
-    p.add_argument("--positions", type=int, default=600, help="held-out positions for the accuracy figures")
-    p.add_argument("--random-games", type=int, default=100,
-                   help="games vs the random mover (own-win token), per --players kind")
-    p.add_argument("--engine-games", type=int, default=100, help="games per engine depth and --players kind")
-    p.add_argument("--engine-depths", type=int, nargs="*", default=[1, 3])
-    p.add_argument("--conditioning-games", type=int, default=None,
-                   help="games for the <any> vs own-win comparison (default --random-games)")
-    p.add_argument("--conditioning-opponent", choices=("random", "engine"), default="random")
-    p.add_argument("--players", nargs="+", choices=("guarded", "model"), default=["guarded", "model"],
-                   help="player kinds for the matches (the conditioning comparison uses the first)")
-    p.add_argument("--max-plies", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--opening-plies", type=int, default=2,
-                   help="random opening plies per pair of games in the engine matches (fairy-stockfish at a "
-                        "fixed depth and the greedy model are deterministic)")
-    p.add_argument("--write", action="store_true", help="update the model card and docs/benchmarks.md")
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    p.add_argument("--note", default=None,
-                   help="a paragraph for the report, under the commands (e.g. how the parts of a split run ran)")
-    p.add_argument("--merge", default=None,
-                   help="start from the figures of an earlier run (its --json file): a long evaluation in parts")
-    return p.parse_args(argv)
+    """The options, checked before anything slow: a bad value, a missing file or model directory,
+    or a missing engine (when a match needs it) is a one-line error."""
+    from scripts.play_xiangqi import ENGINE_OPENING_PLIES, check_model_dir
+
+    args = build_parser().parse_args(argv)
+    common.check_at_least(args, 0, "positions", "random-games", "engine-games", "conditioning-games",
+                          "opening-plies")
+    common.check_at_least(args, 1, "max-plies")
+    if not 0 <= args.val_fraction <= 1:
+        raise common.UsageError(f"--val-fraction must lie in [0, 1] (e.g. 0.05), got {args.val_fraction}")
+    bad_depths = [d for d in args.engine_depths if d < 1]
+    if bad_depths:
+        raise common.UsageError(f"--engine-depths must all be >= 1, got {bad_depths[0]}")
+    if uses_engine(args) and args.opening_plies == 0 and max(engine_match_sizes(args)) > 2:
+        raise common.UsageError(
+            f"--opening-plies 0 replays the same 2 games in every engine match of more than 2 games (the "
+            f"engine at a fixed depth and the greedy model are deterministic): use --opening-plies "
+            f"{ENGINE_OPENING_PLIES} (the default) or at most 2 engine games")
+    check_model_dir(args.model)
+    for path in args.games:
+        if not os.path.isfile(path):
+            raise common.UsageError(f"--games {path}: no such file; give game records (JSONL or PGN), "
+                                    f"e.g. from scripts/gen_xiangqi_games.py")
+    if args.merge and not os.path.isfile(args.merge):
+        raise common.UsageError(f"--merge {args.merge}: no such file; give the --json file of an earlier run")
+    if uses_engine(args):
+        from toolkit.xiangqi.engine import find_engine
+
+        args.engine = find_engine(args.engine)  # EngineNotFoundError: where it looked, and the fix
+    return args
+
+
+def conditioning_games(args):
+    return args.conditioning_games if args.conditioning_games is not None else args.random_games
+
+
+def engine_match_sizes(args):
+    """The game counts of the matches against the engine (empty if none)."""
+    sizes = [args.engine_games] if args.engine_games > 0 and args.engine_depths else []
+    if args.conditioning_opponent == "engine" and conditioning_games(args) > 0:
+        sizes.append(conditioning_games(args))
+    return sizes
+
+
+def uses_engine(args):
+    return bool(engine_match_sizes(args))
 
 
 def accuracy(scorer, games, n_positions, condition):
@@ -99,7 +163,7 @@ def accuracy(scorer, games, n_positions, condition):
 
 
 def match(play, player, opponent, games, depth, args, label):
-    margs = types.SimpleNamespace(opponent=opponent, engine_depth=depth, games=games, engine=None,
+    margs = types.SimpleNamespace(opponent=opponent, engine_depth=depth, games=games, engine=args.engine,
                                   max_plies=args.max_plies, seed=args.seed, show_board=False, no_color=True,
                                   quiet=False, condition=player.condition,
                                   opening_plies=args.opening_plies if opponent == "engine" else 0)
@@ -112,8 +176,7 @@ def match(play, player, opponent, games, depth, args, label):
 
 def fmt_match(s):
     return (f"{s['games']} | +{s['wins']} ={s['draws']} -{s['losses']} | {s['score']:.3f} | "
-            f"{s['elo']:+.0f} [{s['elo_low']:+.0f}, {s['elo_high']:+.0f}] | {s['mean_plies']} | "
-            f"{s['seconds_per_move']:.3f}")
+            f"{format_elo(s)} | {s['mean_plies']} | {s['seconds_per_move']:.3f}")
 
 
 def report(res, command):
@@ -147,32 +210,99 @@ def report(res, command):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    from models.xiangqi import BUNDLED_DIR, MoveScorer, load_xiangqi_model, split_games
-    from scripts import play_xiangqi as play
+def held_out_games(args):
+    """The validation split of every ``--games`` file (read before the model loads: a bad file fails fast)."""
+    from models.xiangqi import split_games
     from toolkit.xiangqi.records import read_games
 
-    model_dir = args.model or BUNDLED_DIR
-    model = load_xiangqi_model(model_dir)
-    scorer = MoveScorer(model)
-    scorer.warmup()  # tracing is not counted in the seconds per move
-    res = {"model": os.path.relpath(model_dir, common.ROOT) if args.model is None else model_dir, "matches": {}}
     val = []
     for path in args.games:
         games, _ = read_games(path)
         val.extend(split_games(games, args.val_fraction)[1])
-    res["val_games"] = len(val)
-    commands = []
-    if args.merge:
-        with open(args.merge) as f:
+    return val
+
+
+def load_merge(path):
+    """The figures of an earlier run (its ``--json`` file); a file that is not one is a one-line error."""
+    try:
+        with open(path, encoding="utf-8") as f:
             old = json.load(f)
-        commands = old.get("commands", [])
-        for k, v in old.items():
-            if k == "matches":
-                res["matches"].update(v)
-            elif k not in ("complete", "commands", "model") and (k not in res or not val):
-                res[k] = v
+    except ValueError as error:
+        raise common.UsageError(f"--merge {path}: not JSON ({common.one_line(error)}); give the --json file "
+                                f"of an earlier run") from None
+    if not isinstance(old, dict) or not isinstance(old.get("matches", {}), dict):
+        raise common.UsageError(f"--merge {path}: not the --json file of an earlier run (no figures object)")
+    return old
+
+
+def merge_into(res, old, have_val):
+    """Fold an earlier run's figures into ``res``; returns its commands."""
+    for k, v in old.items():
+        if k == "matches":
+            res["matches"].update(v)
+        elif k not in ("complete", "commands", "model") and (k not in res or not have_val):
+            res[k] = v
+    return old.get("commands", [])
+
+
+def shown_command(argv):
+    """The command line for the report, without ``--note`` (prose, not part of what is measured)."""
+    shown = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in shown:
+        i = shown.index("--note")
+        del shown[i:i + 2]
+    return "python scripts/eval_xiangqi.py " + " ".join(a for a in shown if not a.startswith("--note="))
+
+
+PLAYER_KINDS = {"guarded": ("guarded", True), "model": ("model + mate in one", False)}
+
+
+def run_matches(play, players, args, res, flush):
+    """The random-mover and engine matches of every player kind, each written out as it ends."""
+    for kind, own in players.items():
+        name = PLAYER_KINDS[kind][0]
+        if args.random_games > 0:
+            res["matches"][f"vs random mover ({name}, own-win token)"] = match(
+                play, own, "random", args.random_games, 1, args, f"random own {kind}")
+            flush()
+        for d in args.engine_depths:
+            if args.engine_games > 0:
+                res["matches"][f"vs fairy-stockfish depth {d} ({name}, own-win token)"] = match(
+                    play, own, "engine", args.engine_games, d, args, f"engine d{d} own {kind}")
+                flush()
+
+
+def run_conditioning(play, scorer, players, args, res):
+    """The own-win vs ``<any>`` comparison with the first player kind (reusing a same-size match)."""
+    n_cond = conditioning_games(args)
+    first = args.players[0]
+    name, own = PLAYER_KINDS[first][0], players[first]
+    anyp = Player(scorer, condition="any", guard=own.guard, seed=args.seed)
+    opp, d = args.conditioning_opponent, (args.engine_depths or [1])[0]
+    label = "random mover" if opp == "random" else f"fairy-stockfish depth {d}"
+    own_key = f"vs {label} ({name}, own-win token)"
+    s_own = res["matches"].get(own_key)
+    if s_own is None or s_own["games"] != n_cond:
+        s_own = res["matches"][own_key + f", {n_cond} games"] = match(play, own, opp, n_cond, d, args, "cond own")
+    s_any = res["matches"][f"vs {label} ({name}, `<any>` token)"] = match(play, anyp, opp, n_cond, d, args,
+                                                                          "cond any")
+    res["conditioning"] = {"opponent": label, "player": name, "games": n_cond, "own": s_own["score"],
+                           "any": s_any["score"]}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    old = load_merge(args.merge) if args.merge else None
+    val = held_out_games(args) if args.games else []
+    from models.xiangqi import BUNDLED_DIR, MoveScorer, load_xiangqi_model
+    from scripts import play_xiangqi as play
+
+    model_dir = args.model or BUNDLED_DIR
+    scorer = MoveScorer(load_xiangqi_model(model_dir))
+    scorer.warmup()  # tracing is not counted in the seconds per move
+    res = {"model": os.path.relpath(model_dir, common.ROOT) if args.model is None else model_dir, "matches": {},
+           "val_games": len(val)}
+    commands = merge_into(res, old, bool(val)) if old is not None else []
     if val and args.positions > 0:
         res["accuracy_any"] = accuracy(scorer, val, args.positions, "any")
         print(f"[accuracy <any>] {json.dumps(res['accuracy_any'])}", file=sys.stderr, flush=True)
@@ -180,11 +310,7 @@ def main(argv=None):
         print(f"[accuracy own] {json.dumps(res['accuracy_own'])}", file=sys.stderr, flush=True)
     if args.note:
         res["note"] = args.note
-    shown = list(argv if argv is not None else sys.argv[1:])
-    if "--note" in shown:  # the note is prose for the report, not part of what the command measures
-        i = shown.index("--note")
-        del shown[i:i + 2]
-    command = "python scripts/eval_xiangqi.py " + " ".join(a for a in shown if not a.startswith("--note="))
+    command = shown_command(argv)
     res["commands"] = commands + [command]
 
     def flush(final=False):
@@ -201,35 +327,11 @@ def main(argv=None):
         return body
 
     flush()
-    kinds = {"guarded": ("guarded", True), "model": ("model + mate in one", False)}
-    players = {kind: Player(scorer, condition="own", guard=kinds[kind][1], seed=args.seed) for kind in args.players}
-    for kind, own in players.items():
-        name = kinds[kind][0]
-        if args.random_games > 0:
-            res["matches"][f"vs random mover ({name}, own-win token)"] = match(
-                play, own, "random", args.random_games, 1, args, f"random own {kind}")
-            flush()
-        for d in args.engine_depths:
-            if args.engine_games > 0:
-                res["matches"][f"vs fairy-stockfish depth {d} ({name}, own-win token)"] = match(
-                    play, own, "engine", args.engine_games, d, args, f"engine d{d} own {kind}")
-                flush()
-    n_cond = args.conditioning_games if args.conditioning_games is not None else args.random_games
-    if n_cond > 0:
-        first = args.players[0]
-        name, own = kinds[first][0], players[first]
-        anyp = Player(scorer, condition="any", guard=own.guard, seed=args.seed)
-        opp, d = args.conditioning_opponent, (args.engine_depths or [1])[0]
-        label = "random mover" if opp == "random" else f"fairy-stockfish depth {d}"
-        own_key = f"vs {label} ({name}, own-win token)"
-        s_own = res["matches"].get(own_key)
-        if s_own is None or s_own["games"] != n_cond:
-            s_own = res["matches"][own_key + f", {n_cond} games"] = match(play, own, opp, n_cond, d, args,
-                                                                          "cond own")
-        s_any = res["matches"][f"vs {label} ({name}, `<any>` token)"] = match(play, anyp, opp, n_cond, d, args,
-                                                                              "cond any")
-        res["conditioning"] = {"opponent": label, "player": name, "games": n_cond, "own": s_own["score"],
-                               "any": s_any["score"]}
+    players = {kind: Player(scorer, condition="own", guard=PLAYER_KINDS[kind][1], seed=args.seed)
+               for kind in args.players}
+    run_matches(play, players, args, res, flush)
+    if conditioning_games(args) > 0:
+        run_conditioning(play, scorer, players, args, res)
         flush()
     body = flush(final=True)
     print(body)
@@ -238,4 +340,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    common.run(main)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Self-play Xiangqi games with fairy-stockfish for the Xiangqi GPT.
+r"""Self-play Xiangqi games with fairy-stockfish for the Xiangqi GPT.
 
 Games go to a JSONL file (toolkit.xiangqi.records format), appended one line
 each as soon as a game finishes, fsynced, so a killed run loses only the games
@@ -37,7 +37,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from toolkit.xiangqi.engine import EngineError, EngineNotFoundError, UciEngine, find_engine  # noqa: E402
+from scripts import _common  # noqa: E402
+
+from toolkit.xiangqi.engine import EngineError, UciEngine, find_engine  # noqa: E402
 from toolkit.xiangqi.records import GameRecord, GameWriter, read_jsonl, repair_tail  # noqa: E402
 from toolkit.xiangqi.rules import START_FEN, Position, normalize_fen  # noqa: E402
 
@@ -46,30 +48,40 @@ def game_id(seed, index):
     return f"s{seed}-{index:07d}"
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--out", required=True, help="JSONL file to append games to (created if missing)")
-    p.add_argument("--games", type=int, required=True, help="number of games the file should hold in the end")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes, one engine each")
-    p.add_argument("--depth-min", type=int, help="smallest search depth")
-    p.add_argument("--depth-max", type=int, help="largest search depth")
-    p.add_argument("--nodes", type=int, help="fixed node limit (same as --nodes-min N --nodes-max N)")
-    p.add_argument("--nodes-min", type=int, help="smallest node limit")
-    p.add_argument("--nodes-max", type=int, help="largest node limit")
-    p.add_argument("--opening-plies", type=int, default=8, help="plies drawn from MultiPV candidates")
-    p.add_argument("--multipv", type=int, default=4, help="candidates per opening ply")
-    p.add_argument("--opening-sampling", choices=("softmax", "uniform"), default="softmax")
-    p.add_argument("--temperature", type=float, default=100.0, help="softmax temperature in centipawns")
-    p.add_argument("--max-plies", type=int, default=300, help="ply cap: a draw with termination move_limit")
-    p.add_argument("--fen", default=None, help="start position (default: the standard one)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--engine", default=None, help="fairy-stockfish binary (default: PATH, /usr/games)")
-    p.add_argument("--hash", type=int, default=16, help="engine hash MB")
-    p.add_argument("--search-timeout", type=float, default=120.0, help="seconds per engine search")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_common.HelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--out", required=True, help="JSONL file to append games to (created if missing)")
+    parser.add_argument("--games", type=int, required=True,
+                        help="number of games the file should hold in the end (>= 1)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes, one engine each")
+    parser.add_argument("--depth-min", type=int,
+                        help="smallest search depth (>= 1); with neither depths nor nodes: depths 1..4")
+    parser.add_argument("--depth-max", type=int, help="largest search depth; unset: --depth-min")
+    parser.add_argument("--nodes", type=int, help="fixed node limit (same as --nodes-min N --nodes-max N)")
+    parser.add_argument("--nodes-min", type=int, help="smallest node limit (>= 1)")
+    parser.add_argument("--nodes-max", type=int, help="largest node limit; unset: --nodes-min")
+    parser.add_argument("--opening-plies", type=int, default=8, help="plies drawn from MultiPV candidates")
+    parser.add_argument("--multipv", type=int, default=4, help="candidates per opening ply")
+    parser.add_argument("--opening-sampling", choices=("softmax", "uniform"), default="softmax",
+                        help="how an opening ply is drawn from the candidates: softmax over their scores at "
+                             "--temperature, or uniformly")
+    parser.add_argument("--temperature", type=float, default=100.0, help="softmax temperature in centipawns (> 0)")
+    parser.add_argument("--max-plies", type=int, default=300, help="ply cap: a draw with termination move_limit")
+    parser.add_argument("--fen", default=None, help="start position; unset: the standard one")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the game ids, search limits and openings")
+    parser.add_argument("--engine", default=None,
+                        help="fairy-stockfish binary; unset: $XIANGQI_ENGINE, then fairy-stockfish on PATH, "
+                             "then /usr/games/fairy-stockfish")
+    parser.add_argument("--hash", type=int, default=16, help="engine hash MB")
+    parser.add_argument("--search-timeout", type=float, default=120.0, help="seconds per engine search")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _common.add_verbose(parser)
+    return parser
+
+
+def resolve_limits(args):
+    """Fill in the depth and node ranges (depths 1..4 when neither is given) and check them."""
     if args.nodes is not None:
         args.nodes_min = args.nodes_min or args.nodes
         args.nodes_max = args.nodes_max or args.nodes
@@ -81,15 +93,27 @@ def parse_args(argv=None):
         args.depth_min = args.depth_min if args.depth_min is not None else args.depth_max
         args.depth_max = args.depth_max if args.depth_max is not None else args.depth_min
         if not 1 <= args.depth_min <= args.depth_max:
-            p.error("need 1 <= --depth-min <= --depth-max")
+            raise _common.UsageError(f"need 1 <= --depth-min <= --depth-max, got {args.depth_min} and "
+                                     f"{args.depth_max}")
     if have_nodes:
         args.nodes_min = args.nodes_min if args.nodes_min is not None else args.nodes_max
         args.nodes_max = args.nodes_max if args.nodes_max is not None else args.nodes_min
         if not 1 <= args.nodes_min <= args.nodes_max:
-            p.error("need 1 <= --nodes-min <= --nodes-max")
-    if args.games < 0 or args.workers < 1 or args.multipv < 1 or args.opening_plies < 0 or args.max_plies < 1:
-        p.error("--games >= 0, --workers >= 1, --multipv >= 1, --opening-plies >= 0, --max-plies >= 1")
+            raise _common.UsageError(f"need 1 <= --nodes-min <= --nodes-max, got {args.nodes_min} and "
+                                     f"{args.nodes_max}")
     args.have_depth, args.have_nodes = have_depth, have_nodes
+
+
+def parse_args(argv=None):
+    """The options, checked: a bad value is a one-line :class:`_common.UsageError`."""
+    args = build_parser().parse_args(argv)
+    _common.check_at_least(args, 1, "games", "workers", "multipv", "max-plies", "hash")
+    _common.check_at_least(args, 0, "opening-plies")
+    for option in ("temperature", "search-timeout"):
+        value = getattr(args, option.replace("-", "_"))
+        if not 0 < value < float("inf"):
+            raise _common.UsageError(f"--{option} must be a number > 0, got {value}")
+    resolve_limits(args)
     return args
 
 
@@ -203,34 +227,46 @@ def existing_ids(path):
     return stats.kept, ids
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def working_engine(path):
+    """The engine binary's absolute path, started once here: a missing or broken binary is a
+    one-line error now, not a failure in every worker."""
+    engine_path = find_engine(path)  # EngineNotFoundError: a one-line error naming where it looked
     try:
-        engine_path = find_engine(args.engine)
-    except EngineNotFoundError as e:  # a clear one-line error naming the path, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:  # start the engine once here: a broken binary fails now, not in every worker
         UciEngine(engine_path).close()
     except EngineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.fen:
-        args.fen = normalize_fen(args.fen)
+        raise _common.UsageError(f"--engine {engine_path} does not work as fairy-stockfish "
+                                 f"({_common.one_line(e)}); install it with `apt-get install fairy-stockfish` "
+                                 f"or pass --engine PATH") from None
+    return engine_path
+
+
+def indices_to_play(args):
+    """(games already in ``--out``, the game indices still to play) after cutting a partial last line."""
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     cut = repair_tail(args.out)
     if cut:
         print(f"removed a partial last line ({cut} bytes) left by an interrupted run", file=sys.stderr)
     have, ids = existing_ids(args.out)
-    need = args.games - have
-    if need <= 0:
-        print(f"{args.out} already holds {have} games (asked for {args.games})", file=sys.stderr)
-        return 0
     todo, i = [], 0
-    while len(todo) < need:
+    while len(todo) < args.games - have:
         if game_id(args.seed, i) not in ids:
             todo.append(i)
         i += 1
+    return have, todo
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.fen:
+        try:
+            args.fen = normalize_fen(args.fen)
+        except ValueError as e:
+            raise _common.UsageError(f"--fen: {_common.one_line(e)}") from None
+    engine_path = working_engine(args.engine)
+    have, todo = indices_to_play(args)
+    if not todo:
+        print(f"{args.out} already holds {have} games (asked for {args.games})", file=sys.stderr)
+        return 0
 
     from tqdm import tqdm
 
@@ -272,4 +308,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _common.run(main)

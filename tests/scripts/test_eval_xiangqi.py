@@ -1,13 +1,22 @@
 """scripts/eval_xiangqi.py with a tiny random model: held-out accuracy figures,
 one random-mover match per player kind (guarded and model alone), the
-conditioning comparison, the JSON file and the report lines."""
+conditioning comparison, the JSON file and the report lines (no Elo from two
+games); bad options and files as one-line errors."""
 
 import json
+import os
+import subprocess
+import sys
+
+import pytest
 
 from models.xiangqi import split_games
 from scripts import eval_xiangqi
 from toolkit.xiangqi.player import RandomPlayer, play_game
 from toolkit.xiangqi.records import GameRecord, append_game, read_games
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "scripts", "eval_xiangqi.py")
 
 
 def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path, capsys):
@@ -41,4 +50,38 @@ def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path, capsys):
     body = eval_xiangqi.report(res, "cmd")
     assert "\nBoth parts ran at once.\n" in body
     assert "| vs random mover (guarded, own-win token) | 2 |" in body
+    assert "| n/a (2 games; an Elo estimate needs >= 10) |" in body  # no point estimate from two games
     assert "Conditioning (random mover, guarded player)" in body
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--model", "{tmp}/no_model"], ["--model {tmp}/no_model: no such directory", "config.json"]),
+    (["--games", "{tmp}/none.jsonl"], ["--games {tmp}/none.jsonl: no such file"]),
+    (["--merge", "{tmp}/bad.json"], ["--merge {tmp}/bad.json: not JSON", "--json file of an earlier run"]),
+    (["--engine-depths", "1", "0"], ["--engine-depths must all be >= 1, got 0"]),
+    (["--val-fraction", "1.5"], ["--val-fraction must lie in [0, 1]"]),
+    (["--random-games", "-1"], ["--random-games must be >= 0, got -1"]),
+    (["--max-plies", "0"], ["--max-plies must be >= 1, got 0"]),
+    (["--opening-plies", "0", "--engine-games", "10"], ["--opening-plies 0 replays the same 2 games"]),
+    (["--engine", "{tmp}/no_engine"], ["{tmp}/no_engine", "apt-get install fairy-stockfish"]),
+])
+def test_bad_input_is_a_one_line_error(tmp_path, args, needles):
+    (tmp_path / "bad.json").write_text("{not json")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle.replace("{tmp}", str(tmp_path)) in lines[0]
+
+
+def test_help_shows_defaults_and_the_example_as_written():
+    proc = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())  # argparse wraps the option help
+    for shown in ("for the engine matches (default: [1, 3])", "random opening plies per pair of games",
+                  "(default: 2)", "(default: 0.05)", "(default: 600)"):
+        assert shown in text
+    assert "    python scripts/eval_xiangqi.py --games games.jsonl --positions 600 \\\n" in proc.stdout

@@ -57,6 +57,54 @@ def test_help():
     for flag in ("--out", "--games", "--workers", "--depth-min", "--depth-max", "--nodes", "--opening-plies",
                  "--multipv", "--seed", "--engine", "--max-plies"):
         assert flag in proc.stdout
+    text = " ".join(proc.stdout.split())  # argparse wraps the option help
+    for shown in ("candidates per opening ply (default: 4)", "softmax temperature in centipawns (> 0) (default: 100.0)",
+                  "seed of the game ids, search limits and openings (default: 0)", "(default: softmax)"):
+        assert shown in text
+    assert "    python scripts/gen_xiangqi_games.py --out games.jsonl --games 1000 --workers 4 \\\n" in proc.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--games", "0"], "--games must be >= 1, got 0"),
+    (["--games", "2", "--workers", "0"], "--workers must be >= 1, got 0"),
+    (["--games", "2", "--multipv", "0"], "--multipv must be >= 1, got 0"),
+    (["--games", "2", "--opening-plies", "-1"], "--opening-plies must be >= 0, got -1"),
+    (["--games", "2", "--temperature", "0"], "--temperature must be a number > 0, got 0.0"),
+    (["--games", "2", "--search-timeout", "-5"], "--search-timeout must be a number > 0, got -5.0"),
+    (["--games", "2", "--depth-min", "3", "--depth-max", "2"], "need 1 <= --depth-min <= --depth-max, got 3 and 2"),
+    (["--games", "2", "--fen", "not a fen"], "--fen: not a valid xiangqi FEN"),
+    (["--games", "2", "--engine", "/bin/true"], "--engine /bin/true does not work as fairy-stockfish"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, args, needle):
+    proc = subprocess.run([sys.executable, SCRIPT, "--out", str(tmp_path / "g.jsonl"), *args], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
+    assert not (tmp_path / "g.jsonl").exists()
+
+
+def test_ctrl_c_keeps_the_finished_games_without_a_traceback(tmp_path):
+    out = tmp_path / "games.jsonl"
+    proc = subprocess.Popen([sys.executable, SCRIPT, "--out", str(out), *ARGS, "--games", "200", "--workers", "1",
+                             "--engine", _engine_path()], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and out.read_bytes().count(b"\n") >= 1:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1] == "interrupted: finished games are saved; rerun to continue"
+    _, stats = read_jsonl(str(out))
+    assert stats.kept >= 1 and stats.corrupt_lines == 0
 
 
 def test_missing_engine_is_a_clear_error(tmp_path):

@@ -1,17 +1,27 @@
-"""scripts/play_xiangqi.py: match mode vs the random mover with a tiny random
-model (JSON last line, right keys, no illegal move); interactive mode driven by
-stdin (illegal input rejected with the reason, undo, hint, save, resign)."""
+"""scripts/play_xiangqi.py: match mode vs the random mover and the engine with a
+tiny random model (JSON last line, right keys, no illegal move, the score
+interval, random openings against the engine); interactive mode driven by stdin
+(illegal input rejected with the reason, undo, hint, save, resign); bad options,
+a missing model or engine, and Ctrl-C as one line without a traceback."""
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 
-from scripts import play_xiangqi
+from scripts import _common, play_xiangqi
 from toolkit.xiangqi.records import read_pgn
 
-KEYS = {"games", "wins", "draws", "losses", "score", "elo", "elo_low", "elo_high", "illegal_moves",
-        "seconds_per_move"}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "scripts", "play_xiangqi.py")
+KEYS = {"games", "wins", "draws", "losses", "score", "score_low", "score_high", "elo", "elo_low", "elo_high",
+        "illegal_moves", "seconds_per_move", "openings", "distinct_games"}
 
 
 def test_match_vs_random_prints_json_last_line(tiny_xiangqi_model, capsys):
@@ -22,7 +32,9 @@ def test_match_vs_random_prints_json_last_line(tiny_xiangqi_model, capsys):
     assert KEYS <= set(res)
     assert res["games"] == 2 and res["illegal_moves"] == 0
     assert res["wins"] + res["draws"] + res["losses"] == 2
-    assert 0.0 <= res["score"] <= 1.0 and res["elo_low"] <= res["elo"] <= res["elo_high"]
+    assert 0.0 <= res["score_low"] <= res["score"] <= res["score_high"] <= 1.0
+    assert res["elo"] is None  # two games: no point estimate
+    assert res["opening_plies"] == 0 and res["openings"] == 1  # the random mover: from the start position
     assert res["seconds_per_move"] > 0
     assert any(line.startswith("game 1/2: model red") for line in out)
     assert any(line.startswith("game 2/2: model black") for line in out)  # colours alternate
@@ -40,9 +52,10 @@ def test_interactive_illegal_undo_hint_save_resign(tiny_xiangqi_model, monkeypat
     out = run_interactive(monkeypatch, capsys, tiny_xiangqi_model,
                           ["e0e5", "a6a5", "xyz", "C2=5", "hint", "undo", "undo", "炮二平五", f"save {pgn}",
                            "resign"], extra=["--no-color"])
-    assert "illegal move 'e0e5': illegal: piece cannot move there" in out
+    assert "illegal move 'e0e5': the piece cannot move there" in out
     assert "illegal move 'a6a5': not your piece" in out
-    assert "illegal move 'xyz'" in out
+    assert "cannot read 'xyz' as a move: use ICCS h2e2, WXF C2=5 or Chinese 炮二平五 ('help' lists the commands)" \
+        in out
     assert "model plays" in out
     assert "hint: " in out
     assert out.count("undone: h2e2 ") == 1  # C2=5 and its reply taken back, then nothing left
@@ -62,10 +75,121 @@ def test_interactive_as_black_and_coloured_board(tiny_xiangqi_model, monkeypatch
     assert "\x1b[31;1m" in out and "\x1b[34;1m" in out  # red and black pieces in ANSI colours
 
 
-def test_material_margin_reaches_the_player_and_bad_values_are_refused(tiny_xiangqi_model, capsys):
+def test_material_margin_reaches_the_player_and_bad_values_are_refused(tiny_xiangqi_model):
     args = play_xiangqi.parse_args(["--model", tiny_xiangqi_model, "--material-margin", "2.5"])
     assert play_xiangqi.load_player(args).material_margin == 2.5
     assert play_xiangqi.parse_args([]).material_margin == 1.0
-    with pytest.raises(SystemExit):
+    with pytest.raises(_common.UsageError, match="--material-margin must be >= 0"):
         play_xiangqi.parse_args(["--material-margin", "-1"])
-    assert "--material-margin must be >= 0" in capsys.readouterr().err
+
+
+def run_script(*args, timeout=120):
+    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT)
+
+
+def assert_one_line_error(proc, *needles):
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--temperature", "-1"], ["--temperature must be >= 0", "-1"]),
+    (["--games", "0", "--opponent", "random"], ["--games must be >= 1, got 0"]),
+    (["--engine-depth", "0", "--opponent", "engine"], ["--engine-depth must be >= 1, got 0"]),
+    (["--max-plies", "0"], ["--max-plies must be >= 1, got 0"]),
+    (["--opening-plies", "-1", "--opponent", "random"], ["--opening-plies must be >= 0, got -1"]),
+    (["--opponent", "engine", "--games", "6", "--opening-plies", "0"],
+     ["replays the same 2 games", "--opening-plies 2"]),
+])
+def test_bad_numbers_are_one_line_errors(args, needles):
+    assert_one_line_error(run_script(*args), *needles)
+
+
+def test_missing_model_directory_is_a_one_line_error(tmp_path):
+    missing = str(tmp_path / "no_such_model")
+    assert_one_line_error(run_script("--model", missing, "--opponent", "random", "--games", "1"),
+                          f"--model {missing}: no such directory", "config.json")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_script("--model", str(tmp_path / "empty")), "no config.json or model.weights.h5")
+
+
+def test_missing_engine_is_a_one_line_error(tiny_xiangqi_model, tmp_path):
+    missing = str(tmp_path / "nowhere" / "fairy-stockfish")
+    proc = run_script("--model", tiny_xiangqi_model, "--opponent", "engine", "--games", "2", "--engine", missing)
+    assert_one_line_error(proc, missing, "apt-get install fairy-stockfish", "--engine PATH")
+
+
+def test_help_shows_defaults_and_the_examples_as_written():
+    proc = run_script("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())  # argparse wraps the option help
+    for shown in ("--games GAMES match: number of games (>= 1) (default: 10)", "(default: 300)",
+                  "--engine-depth ENGINE_DEPTH match: fairy-stockfish search depth (>= 1) (default: 1)",
+                  "sampling (--temperature > 0) (default: 0)", "unset: 2 against the engine"):
+        assert shown in text
+    assert "    python scripts/play_xiangqi.py                       # you are red\n" in proc.stdout
+
+
+def test_one_game_gives_a_score_interval_and_no_elo(tiny_xiangqi_model, capsys):
+    assert play_xiangqi.main(["--model", tiny_xiangqi_model, "--opponent", "random", "--games", "1",
+                              "--max-plies", "10", "--quiet"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    res = json.loads(out[-1])
+    assert res["games"] == 1 and res["elo"] is None
+    assert "Elo n/a (1 game; an Elo estimate needs >= 10)" in out[-2]
+    assert f"[{res['score_low']:.3f}, {res['score_high']:.3f}] (95%)" in out[-2]
+
+
+def test_engine_match_defaults_to_random_openings(tiny_xiangqi_model, capsys):
+    assert play_xiangqi.main(["--model", tiny_xiangqi_model, "--opponent", "engine", "--engine-depth", "1",
+                              "--games", "4", "--max-plies", "14", "--quiet"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    res = json.loads(out[-1])
+    assert res["opening_plies"] == 2 and res["openings"] == 2  # one per pair of games
+    assert res["distinct_games"] == 4 and res["illegal_moves"] == 0
+    assert "(4 distinct) from 2 distinct random openings of 2 plies" in out[-2]
+
+
+class OutputReader(threading.Thread):
+    """Collects a process's stdout as it comes (a prompt has no newline to wait for)."""
+
+    def __init__(self, stream):
+        super().__init__(daemon=True)
+        self.stream, self.text = stream, ""
+
+    def run(self):
+        for chunk in iter(lambda: os.read(self.stream.fileno(), 4096), b""):
+            self.text += chunk.decode("utf-8", "replace")
+
+    def wait_for(self, needle, count=1, timeout=120):
+        deadline = time.monotonic() + timeout
+        while self.text.count(needle) < count:
+            assert time.monotonic() < deadline, f"no {needle!r} in {self.text[-2000:]!r}"
+            time.sleep(0.05)
+
+
+def test_ctrl_c_in_interactive_play_ends_cleanly(tiny_xiangqi_model):
+    proc = subprocess.Popen([sys.executable, SCRIPT, "--model", tiny_xiangqi_model, "--no-color"], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader = OutputReader(proc.stdout)
+    reader.start()
+    try:
+        reader.wait_for("red to move> ")
+        proc.stdin.write(b"h2e2\n")
+        proc.stdin.flush()
+        reader.wait_for("red to move> ", count=2)  # the model replied: waiting for the next move
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=10)
+    err = err.decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip() == "interrupted"
+    assert "game stopped after 2 plies; its moves (ICCS): h2e2 " in reader.text

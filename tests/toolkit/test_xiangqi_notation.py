@@ -194,3 +194,40 @@ def test_converters_refuse_illegal_iccs():
     with pytest.raises(IllegalMoveError) as err:
         wxf_to_iccs(pos, "炮二平五")
     assert err.value.reason == "unparseable"
+
+
+def _message(fen, text):
+    from toolkit.xiangqi.notation import bad_move_message
+
+    with pytest.raises(IllegalMoveError) as err:
+        parse_move(Position.from_fen(fen), text)
+    return bad_move_message(text, err.value.reason)
+
+
+@pytest.mark.parametrize("text", ["hello there", "xyz", "C2=0", "炮二平", "h2e"])
+def test_an_unreadable_move_points_to_the_notations_and_help(text):
+    message = _message(None, text)
+    assert "\n" not in message and "illegal" not in message
+    assert message.startswith(f"cannot read {text!r} as a move:")
+    for example in ("ICCS h2e2", "WXF C2=5", "Chinese 炮二平五", "'help'"):
+        assert example in message
+
+
+@pytest.mark.parametrize("fen,text,why", [
+    (None, "e0e5", "the piece cannot move there"),
+    (None, "R9+3", "the piece cannot move there"),
+    (PIN, "e3d3", "it leaves your general in check"),
+    (PIN, "车五平六", "it leaves your general in check"),
+    (None, "a6a5", "not your piece"),
+    (None, "C5=4", "no piece there"),
+])
+def test_an_illegal_move_says_illegal_once_and_why(fen, text, why):
+    message = _message(fen, text)
+    assert message == f"illegal move {text!r}: {why}"
+    assert message.count("illegal") == 1
+
+
+def test_an_ambiguous_move_asks_which_piece():
+    message = _message(TANDEM_ROOKS, "R5+1")
+    assert message.startswith("ambiguous move 'R5+1': more than one piece can make it")
+    assert "illegal" not in message

@@ -247,18 +247,81 @@ def test_play_game_and_match_summary():
     assert len(opening) == 4 and opening == random_opening(4, "x") != random_opening(4, "y")
     pos, out = play_game(RandomPlayer(1), RandomPlayer(2), max_plies=10, opening=opening)
     assert pos.moves[:4] == opening and pos.ply == 10
-    s = match_summary([1, 1, 0.5, 0])
-    assert (s["games"], s["wins"], s["draws"], s["losses"]) == (4, 2, 1, 1)
+    s = match_summary([1, 1, 0.5, 0] * 3)
+    assert (s["games"], s["wins"], s["draws"], s["losses"]) == (12, 6, 3, 3)
     assert s["score"] == pytest.approx(0.625)
     assert s["elo"] == pytest.approx(-400 * math.log10(1 / 0.625 - 1))
     assert s["elo_low"] < s["elo"] < s["elo_high"]
-    # clamped: a perfect score is finite
-    assert elo_from_score(1.0, 100) == pytest.approx(-400 * math.log10(1 / (1 - 0.005) - 1))
     assert match_summary([0.5] * 10)["elo"] == pytest.approx(0.0)
-    # the interval is never empty at a one-sided result: 0 of 100 still allows a score up to ~3.6%
-    zero = match_summary([0] * 100)
-    assert zero["elo_low"] == zero["elo"] < zero["elo_high"] == pytest.approx(-400 * math.log10(1 / 0.0370 - 1),
-                                                                              abs=2)
-    assert match_summary([1] * 100)["elo_low"] < match_summary([1] * 100)["elo"]
     lo, hi = score_interval(0.5, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+
+
+Z = 1.96
+
+
+def wilson(wins, n):
+    """The Wilson score interval written out from its formula (Wilson 1927)."""
+    p = wins / n
+    centre = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
+    half = Z * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n)) / (1 + Z * Z / n)
+    return centre - half, centre + half
+
+
+def elo(score):
+    return -400 * math.log10(1 / score - 1)
+
+
+def test_wilson_interval_known_values():
+    # a perfect score w/w: the lower end simplifies to w / (w + z^2), the upper end to exactly 1
+    assert score_interval(1.0, 1) == (pytest.approx(1 / (1 + Z * Z)), 1.0)
+    assert score_interval(1.0, 1)[0] == pytest.approx(0.2066, abs=1e-4)
+    assert score_interval(1.0, 2) == (pytest.approx(2 / (2 + Z * Z)), 1.0)
+    assert score_interval(1.0, 2)[0] == pytest.approx(0.3424, abs=1e-4)
+    assert score_interval(0.0, 2) == (0.0, pytest.approx(1 - 2 / (2 + Z * Z)))
+    assert score_interval(0.5, 100) == pytest.approx(wilson(50, 100))
+    assert score_interval(0.3, 20) == pytest.approx(wilson(6, 20))
+    with pytest.raises(ValueError):
+        score_interval(0.5, 0)
+
+
+def test_elo_is_unbounded_at_the_ends_and_exact_inside():
+    assert elo_from_score(0.75) == pytest.approx(elo(0.75))
+    assert elo_from_score(0.5) == 0.0
+    assert elo_from_score(1.0) == math.inf and elo_from_score(0.0) == -math.inf
+
+
+def test_one_or_two_games_give_no_elo_estimate():
+    one = match_summary([1])
+    assert one["elo"] is None and one["elo_high"] is None  # not +0 [+0, +0]
+    two = match_summary([1, 1])
+    assert two["elo"] is None and two["elo_high"] is None  # not an estimate equal to its upper bound
+    from toolkit.xiangqi.match_stats import format_elo
+
+    assert one["score_low"] == pytest.approx(1 / (1 + Z * Z)) and one["score_high"] == 1.0
+    assert one["elo_low"] == pytest.approx(elo(1 / (1 + Z * Z)))
+    assert format_elo(one) == "n/a (1 game; an Elo estimate needs >= 10)"
+    assert format_elo(two) == "n/a (2 games; an Elo estimate needs >= 10)"
+    half = match_summary([1, 0] * 2)
+    assert half["elo"] is None and half["elo_low"] == pytest.approx(elo(wilson(2, 4)[0]))
+    assert half["elo_high"] == pytest.approx(elo(wilson(2, 4)[1]))
+
+
+def test_elo_from_ten_games_with_bounds_from_the_wilson_ends():
+    from toolkit.xiangqi.match_stats import format_elo
+
+    s = match_summary([1] * 7 + [0.5] * 2 + [0])  # score 0.8 over 10 games
+    low, high = wilson(8, 10)
+    assert (s["score_low"], s["score_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert (s["elo"], s["elo_low"], s["elo_high"]) == (pytest.approx(elo(0.8)), pytest.approx(elo(low)),
+                                                      pytest.approx(elo(high)))
+    assert format_elo(s) == f"{elo(0.8):+.0f} [{elo(low):+.0f}, {elo(high):+.0f}]"
+    # a perfect or zero score has no point estimate and one open end: a bound, not an interval
+    perfect = match_summary([1] * 10)
+    assert perfect["elo"] is None and perfect["elo_high"] is None
+    assert perfect["elo_low"] == pytest.approx(elo(10 / (10 + Z * Z)))
+    assert format_elo(perfect) == f">= {elo(10 / (10 + Z * Z)):+.0f}"
+    zero = match_summary([0] * 100)  # 0 of 100 still allows a score up to ~3.6%
+    assert zero["elo"] is None and zero["elo_low"] is None
+    assert zero["elo_high"] == pytest.approx(elo(1 - 100 / (100 + Z * Z)))
+    assert format_elo(zero) == f"<= {elo(1 - 100 / (100 + Z * Z)):+.0f}"

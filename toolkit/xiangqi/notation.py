@@ -375,6 +375,33 @@ def parse_move(pos, text):
     return wxf_to_iccs(pos, s)
 
 
+NOTATIONS = "ICCS h2e2, WXF C2=5 or Chinese 炮二平五"
+_REASON_WORDS = {
+    "illegal: piece cannot move there": "the piece cannot move there",
+    "illegal: leaves general in check": "it leaves your general in check",
+}
+
+
+def bad_move_message(text, reason):
+    """One line for a move ``text`` that :func:`parse_move` refused with
+    ``reason`` (an :class:`IllegalMoveError`'s): an unreadable one points to
+    the accepted notations and ``help``, an ambiguous one to the front/rear
+    marks, an illegal one says so once, with why.
+
+    >>> bad_move_message("hello there", "unparseable")
+    "cannot read 'hello there' as a move: use ICCS h2e2, WXF C2=5 or Chinese 炮二平五 ('help' lists the commands)"
+    >>> bad_move_message("e0e5", "illegal: piece cannot move there")
+    "illegal move 'e0e5': the piece cannot move there"
+    """
+    shown = str(text).strip()
+    if reason == "unparseable":
+        return f"cannot read {shown!r} as a move: use {NOTATIONS} ('help' lists the commands)"
+    if reason == "ambiguous":
+        return (f"ambiguous move {shown!r}: more than one piece can make it; say which, front or rear "
+                f"(WXF R+=3 / R-=3, Chinese 前车平三 / 后车平三), or give it in ICCS")
+    return f"illegal move {shown!r}: {_REASON_WORDS.get(reason, reason)}"
+
+
 def move_names(pos, move):
     """``{'iccs': ..., 'wxf': ..., 'chinese': ...}`` for a legal move."""
     d = _designation_of(pos, move)
@@ -382,4 +409,5 @@ def move_names(pos, move):
 
 
 __all__ = ["iccs_to_wxf", "wxf_to_iccs", "iccs_to_chinese", "chinese_to_iccs", "parse_move", "move_names",
-           "designate", "render_wxf", "render_chinese", "Designation", "IllegalMoveError"]
+           "designate", "render_wxf", "render_chinese", "Designation", "IllegalMoveError", "bad_move_message",
+           "NOTATIONS"]

@@ -36,6 +36,7 @@ import random
 from . import movegen
 from .coords import parse_iccs
 from .engine import EngineError
+from .match_stats import elo_from_score, match_summary, score_interval  # noqa: F401  (re-exported)
 from .material import PIECE_VALUES, material, move_balance
 from .rules import Position
 
@@ -54,6 +55,8 @@ class Player:
                  material_margin=1.0):
         if condition not in ("own", "any", "red", "black", "draw"):
             raise ValueError(f"condition must be own/any/red/black/draw, got {condition!r}")
+        if not float(temperature) >= 0:
+            raise ValueError(f"temperature must be >= 0 (0 plays the best move), got {temperature!r}")
         if material_margin is not None and not material_margin >= 0:
             raise ValueError(f"material_margin must be >= 0 or None, got {material_margin!r}")
         self.material_margin = material_margin
@@ -294,41 +297,6 @@ def play_game(red, black, max_plies=300, fen=None, on_move=None, opening=()):
         pos.push(mv)  # raises IllegalMoveError: never silently accepted
         if on_move is not None:
             on_move(pos, mv, dt)
-
-
-def elo_from_score(score, n):
-    """Elo difference for a mean score ``score`` over ``n`` games, with the score
-    clamped to ``[0.5/n, 1 - 0.5/n]``."""
-    lo, hi = 0.5 / n, 1 - 0.5 / n
-    s = min(max(score, lo), hi)
-    return -400.0 * math.log10(1.0 / s - 1.0) + 0.0  # no '-0'
-
-
-def score_interval(score, n, z=1.96):
-    """Wilson score interval (Wilson 1927) for a mean score ``score`` over ``n``
-    games, treating the score as a binomial proportion: conservative when there
-    are draws (a game's score varies at most as much as a win/loss), and never
-    empty at 0 or 1 (0 wins of 100 games: score <= 0.037 at 95%)."""
-    z2 = z * z
-    centre = (score + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(score * (1 - score) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def match_summary(points):
-    """``points``: per-game scores of the player (1, 0.5, 0). W/D/L, score, Elo
-    and its 95% interval (the Elo of the ends of :func:`score_interval`)."""
-    n = len(points)
-    if n == 0:
-        raise ValueError("no games")
-    wins = sum(1 for p in points if p == 1)
-    draws = sum(1 for p in points if p == 0.5)
-    losses = n - wins - draws
-    s = sum(points) / n
-    low, high = score_interval(s, n)
-    return {"games": n, "wins": wins, "draws": draws, "losses": losses, "score": s,
-            "elo": elo_from_score(s, n), "elo_low": elo_from_score(low, n),
-            "elo_high": elo_from_score(high, n)}
 
 
 __all__ = ["Player", "RandomPlayer", "EnginePlayer", "mating_move", "mate_in_two", "move_hazard", "material",
