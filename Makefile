@@ -10,7 +10,7 @@ export CUDA_VISIBLE_DEVICES ?= -1
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system-deps demo demo-long-text play test test-tf test-jax bench clean
+.PHONY: install system-deps demo demo-long-text play test test-fast test-tf test-jax bench clean
 
 $(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test-tf:
 
 test-jax:
 	KERAS_BACKEND=jax $(PY) -m pytest -q --durations=15 tests/layers tests/models
+
+# The inner loop: everything but the tests marked slow (oracles, subprocesses, training), TensorFlow.
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" --durations=10 tests
 
 # the benchmarks print their tables; --write also puts them into docs/benchmarks.md (and docs/bench_attention.*)
 bench: install

@@ -130,13 +130,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 raise ValueError(f"{self.name}: cache_index is required with cache")
             index = ops.cast(cache_index, "int32")
             if cache_mode == "prefix":  # subclasses: a per-row copy of the prefix, then the usual update
-                rows = ops.shape(q)[0]
-                cache = ops.broadcast_to(cache, (rows,) + tuple(ops.shape(cache)[1:]))
-                if attention_mask is not None:
-                    attention_mask = ops.broadcast_to(attention_mask, (rows,) + tuple(ops.shape(attention_mask)[1:]))
-                    attention_mask = ops.cast(ops.slice_update(
-                        ops.cast(attention_mask, "int32"), [0, index], ops.ones((rows, ops.shape(q)[1]), "int32")),
-                        "bool")
+                cache, attention_mask = _prefix_per_row(cache, attention_mask, q, index)
             # one in-place update of the (b, 2, h, t, d) cache with the new (b, 2, h, lq, d) slice, then
             # views of its two halves (no stack: a full copy of the cache per layer and token)
             new = ops.cast(ops.stack([k, v], axis=1), cache.dtype)  # (b, 2, lq, h, d): small
@@ -270,3 +264,15 @@ class MultiHeadAttention(keras.layers.Layer):
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config
+
+
+def _prefix_per_row(cache, attention_mask, query, index):
+    """A batch-1 prefix cache (and its key mask) copied to every query row, the new
+    positions ``index ...`` of the mask marked as keys."""
+    rows = ops.shape(query)[0]
+    cache = ops.broadcast_to(cache, (rows,) + tuple(ops.shape(cache)[1:]))
+    if attention_mask is not None:
+        attention_mask = ops.broadcast_to(attention_mask, (rows,) + tuple(ops.shape(attention_mask)[1:]))
+        new_keys = ops.ones((rows, ops.shape(query)[1]), "int32")
+        attention_mask = ops.cast(ops.slice_update(ops.cast(attention_mask, "int32"), [0, index], new_keys), "bool")
+    return cache, attention_mask

@@ -149,17 +149,8 @@ class BERT(Transformer):
         return {
             "architectures": ["BertForMaskedLM" if self.with_mlm else "BertModel"],
             "model_type": "bert",
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "num_hidden_layers": self.num_hidden_layers,
-            "num_attention_heads": self.num_attention_heads,
-            "intermediate_size": self.intermediate_size,
-            "hidden_act": self.hidden_act,
-            "hidden_dropout_prob": self.dropout_rate,
-            "attention_probs_dropout_prob": self.attention_dropout_rate,
-            "max_position_embeddings": self.max_position,
+            **self.size_config(),
             "type_vocab_size": self.segment_vocab_size,
-            "layer_norm_eps": self.layer_norm_eps,
             "pad_token_id": self.pad_token_id,
         }
 

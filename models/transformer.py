@@ -91,14 +91,7 @@ class Transformer:
         name=None,
         **kwargs,
     ):
-        if hidden_size % num_attention_heads:
-            raise ValueError(
-                f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
-            )
-        if attention not in ATTENTION_KINDS:
-            raise ValueError(f"attention must be one of {sorted(ATTENTION_KINDS)}, got {attention!r}")
-        if application not in ("encoder", "lm", "unilm"):
-            raise ValueError(f"application must be 'encoder', 'lm' or 'unilm', got {application!r}")
+        _check_choices(hidden_size, num_attention_heads, attention, application, kwargs, type(self).__name__)
         self.keep_tokens = None if keep_tokens is None else np.asarray(keep_tokens, dtype="int64")
         self.vocab_size = len(self.keep_tokens) if self.keep_tokens is not None else int(vocab_size)
         self.hidden_size = int(hidden_size)
@@ -124,17 +117,7 @@ class Transformer:
         # the id that marks padding (masked as keys); None: every id is a real token
         self.pad_token_id = None if pad_token_id is None else int(pad_token_id)
         self.max_length = max_length
-        if kwargs:
-            unknown = sorted(kwargs)
-            raise TypeError(f"{type(self).__name__}: unexpected arguments {unknown}")
-        alpha = layers.position_embedding.resolve_alpha(hierarchical_position)
-        limit = self.max_position**2 if alpha is not None else self.max_position
-        if max_length is not None and max_length > limit:
-            raise ValueError(
-                f"max_length={max_length} exceeds the model's {limit} positions; "
-                + ("use hierarchical_position=True to read up to "
-                   f"{self.max_position ** 2} tokens" if alpha is None else "")
-            )
+        _check_max_length(max_length, self.max_position, hierarchical_position)
         self.layers = {}
         self.model = None
 
@@ -182,6 +165,19 @@ class Transformer:
         """The constructor arguments that rebuild this model (checkpoint-only ones such as
         ``keep_tokens`` and ``initializer`` excluded: the weights come with the model)."""
         return {
+            **self.size_config(),
+            "hierarchical_position": self.hierarchical_position,
+            "max_length": self.max_length,
+            "application": self.application,
+            "attention": self.attention,
+            "attention_kwargs": dict(self.attention_kwargs),
+            "pad_token_id": self.pad_token_id,
+            "name": self.name,
+        }
+
+    def size_config(self):
+        """The sizes and rates, under the canonical (Hugging Face BERT) key names."""
+        return {
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "num_hidden_layers": self.num_hidden_layers,
@@ -192,13 +188,6 @@ class Transformer:
             "attention_probs_dropout_prob": self.attention_dropout_rate,
             "max_position_embeddings": self.max_position,
             "layer_norm_eps": self.layer_norm_eps,
-            "hierarchical_position": self.hierarchical_position,
-            "max_length": self.max_length,
-            "application": self.application,
-            "attention": self.attention,
-            "attention_kwargs": dict(self.attention_kwargs),
-            "pad_token_id": self.pad_token_id,
-            "name": self.name,
         }
 
     @classmethod
@@ -401,6 +390,26 @@ class Transformer:
         os.makedirs(directory, exist_ok=True)
         save_safetensors(self.hf_state_dict(), os.path.join(directory, "model.safetensors"), {"format": "pt"})
         save_json(self.hf_config(), os.path.join(directory, "config.json"))
+
+
+def _check_choices(hidden_size, num_attention_heads, attention, application, unknown, class_name):
+    if hidden_size % num_attention_heads:
+        raise ValueError(f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}")
+    if attention not in ATTENTION_KINDS:
+        raise ValueError(f"attention must be one of {sorted(ATTENTION_KINDS)}, got {attention!r}")
+    if application not in ("encoder", "lm", "unilm"):
+        raise ValueError(f"application must be 'encoder', 'lm' or 'unilm', got {application!r}")
+    if unknown:
+        raise TypeError(f"{class_name}: unexpected arguments {sorted(unknown)}")
+
+
+def _check_max_length(max_length, max_position, hierarchical_position):
+    alpha = layers.position_embedding.resolve_alpha(hierarchical_position)
+    limit = max_position**2 if alpha is not None else max_position
+    if max_length is not None and max_length > limit:
+        raise ValueError(
+            f"max_length={max_length} exceeds the model's {limit} positions; "
+            + (f"use hierarchical_position=True to read up to {max_position ** 2} tokens" if alpha is None else ""))
 
 
 def _hf_part(spec, name, full, where):

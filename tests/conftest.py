@@ -24,3 +24,38 @@ def _seed():
     keras.utils.set_random_seed(1234)
     np.random.seed(1234)
     yield
+
+
+# The `slow` marker (`make test-fast` runs the rest, `make test` everything): the oracle tests
+# (transformers, bert4keras), the subprocess and script tests, the training and save/load runs.
+# Kept here, one list, rather than a decorator in every file.
+SLOW_FILES = (
+    "tests/scripts/",
+    "tests/test_readme.py",
+    "tests/models/test_parity_hf.py",
+    "tests/models/test_checkpoints.py",
+    "tests/models/test_minilm_real_weights.py",
+    "tests/models/test_save_load.py",
+    "tests/models/test_training.py",
+)
+SLOW_TESTS = (
+    "tests/models/test_xiangqi_model.py::test_training",
+    "tests/models/test_xiangqi_model.py::test_scorer_cache",
+    "tests/models/test_xiangqi_model.py::test_top_move",
+    "tests/toolkit/test_xiangqi_rules.py::test_in_check",
+    "tests/toolkit/test_xiangqi_material.py::",
+    "tests/toolkit/test_tokenizers.py::test_matches_transformers",
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: oracle, subprocess and training tests (deselect with -m 'not slow')")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        nodeid = item.nodeid.replace(os.sep, "/")
+        if not nodeid.startswith("tests/"):
+            nodeid = "tests/" + nodeid
+        if nodeid.startswith(SLOW_FILES) or nodeid.startswith(SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)

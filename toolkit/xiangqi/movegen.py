@@ -103,6 +103,29 @@ def _own_half(side, r):
     return r <= 4 if side == RED else r >= 5
 
 
+def _line_targets(grid, f, r, cannon, side):
+    """A chariot's targets along its four lines (empty points up to the first piece, which it
+    takes if an enemy), or a cannon's (empty points up to a screen, then the first piece
+    behind the screen if an enemy)."""
+    out = []
+    for df, dr in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        tf, tr = f + df, r + dr
+        screen = False
+        while _on_board(tf, tr):
+            occupant = grid[tr][tf]
+            if occupant == EMPTY:
+                if not screen:
+                    out.append((tf, tr))
+            elif cannon and not screen:
+                screen = True
+            else:
+                if side_of(occupant) != side:
+                    out.append((tf, tr))
+                break
+            tf, tr = tf + df, tr + dr
+    return out
+
+
 def _targets(grid, f, r):
     """Squares the piece on (f, r) may move to, ignoring checks."""
     piece = grid[r][f]
@@ -138,29 +161,7 @@ def _targets(grid, f, r):
             if _on_board(tf, tr) and grid[leg[1]][leg[0]] == EMPTY and free_or_enemy(tf, tr):
                 out.append((tf, tr))
     elif kind in "rc":
-        for df, dr in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-            tf, tr = f + df, r + dr
-            screen = False
-            while _on_board(tf, tr):
-                occupant = grid[tr][tf]
-                if kind == "r":
-                    if occupant == EMPTY:
-                        out.append((tf, tr))
-                    else:
-                        if side_of(occupant) != side:
-                            out.append((tf, tr))
-                        break
-                else:
-                    if not screen:
-                        if occupant == EMPTY:
-                            out.append((tf, tr))
-                        else:
-                            screen = True
-                    elif occupant != EMPTY:
-                        if side_of(occupant) != side:
-                            out.append((tf, tr))
-                        break
-                tf, tr = tf + df, tr + dr
+        out.extend(_line_targets(grid, f, r, kind == "c", side))
     elif kind == "p":
         fwd = 1 if side == RED else -1
         steps = [(0, fwd)]
