@@ -30,21 +30,18 @@ import argparse
 import json
 import os
 import sys
-import time
-import types
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-import scripts._common as common  # noqa: E402
+import _common  # quiet TF, CPU only, one-line errors
 
-from toolkit.xiangqi.match_stats import format_elo  # noqa: E402
-from toolkit.xiangqi.player import Player  # noqa: E402
-from toolkit.xiangqi.rules import Position  # noqa: E402
+from toolkit.xiangqi.evaluation import (add_held_out_figures, engine_match_sizes, held_out_games, load_merge,
+                                        make_players, merge_into, plan_from, report, run_conditioning, run_matches,
+                                        uses_engine)
+from toolkit.xiangqi.match import ENGINE_OPENING_PLIES
+from toolkit.xiangqi.model_dir import check_model_dir
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=common.HelpFormatter,
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_common.HelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--model", default=None,
                         help="model directory (config.json + model.weights.h5); unset: the bundled one")
@@ -82,256 +79,96 @@ def build_parser():
     parser.add_argument("--merge", default=None,
                         help="start from the figures of an earlier run (its --json file): a long evaluation in "
                              "parts")
-    common.add_verbose(parser)
+    _common.add_verbose(parser)
     return parser
 
 
 def parse_args(argv=None):
     """The options, checked before anything slow: a bad value, a missing file or model directory,
     or a missing engine (when a match needs it) is a one-line error."""
-    from scripts.play_xiangqi import ENGINE_OPENING_PLIES, check_model_dir
-
     args = build_parser().parse_args(argv)
-    common.check_at_least(args, 0, "positions", "random-games", "engine-games", "conditioning-games",
-                          "opening-plies")
-    common.check_at_least(args, 1, "max-plies")
+    _common.check_at_least(args, 0, "positions", "random-games", "engine-games", "conditioning-games",
+                           "opening-plies")
+    _common.check_at_least(args, 1, "max-plies")
     if not 0 <= args.val_fraction <= 1:
-        raise common.UsageError(f"--val-fraction must lie in [0, 1] (e.g. 0.05), got {args.val_fraction}")
-    bad_depths = [d for d in args.engine_depths if d < 1]
+        raise _common.UsageError(f"--val-fraction must lie in [0, 1] (e.g. 0.05), got {args.val_fraction}")
+    bad_depths = [depth for depth in args.engine_depths if depth < 1]
     if bad_depths:
-        raise common.UsageError(f"--engine-depths must all be >= 1, got {bad_depths[0]}")
-    if uses_engine(args) and args.opening_plies == 0 and max(engine_match_sizes(args)) > 2:
-        raise common.UsageError(
+        raise _common.UsageError(f"--engine-depths must all be >= 1, got {bad_depths[0]}")
+    plan = plan_from(args)
+    if uses_engine(plan) and args.opening_plies == 0 and max(engine_match_sizes(plan)) > 2:
+        raise _common.UsageError(
             f"--opening-plies 0 replays the same 2 games in every engine match of more than 2 games (the "
             f"engine at a fixed depth and the greedy model are deterministic): use --opening-plies "
             f"{ENGINE_OPENING_PLIES} (the default) or at most 2 engine games")
     check_model_dir(args.model)
     for path in args.games:
         if not os.path.isfile(path):
-            raise common.UsageError(f"--games {path}: no such file; give game records (JSONL or PGN), "
-                                    f"e.g. from scripts/gen_xiangqi_games.py")
+            raise _common.UsageError(f"--games {path}: no such file; give game records (JSONL or PGN), "
+                                     f"e.g. from scripts/gen_xiangqi_games.py")
     if args.merge and not os.path.isfile(args.merge):
-        raise common.UsageError(f"--merge {args.merge}: no such file; give the --json file of an earlier run")
-    if uses_engine(args):
+        raise _common.UsageError(f"--merge {args.merge}: no such file; give the --json file of an earlier run")
+    if uses_engine(plan):
         from toolkit.xiangqi.engine import find_engine
 
         args.engine = find_engine(args.engine)  # EngineNotFoundError: where it looked, and the fix
     return args
 
 
-def conditioning_games(args):
-    return args.conditioning_games if args.conditioning_games is not None else args.random_games
-
-
-def engine_match_sizes(args):
-    """The game counts of the matches against the engine (empty if none)."""
-    sizes = [args.engine_games] if args.engine_games > 0 and args.engine_depths else []
-    if args.conditioning_opponent == "engine" and conditioning_games(args) > 0:
-        sizes.append(conditioning_games(args))
-    return sizes
-
-
-def uses_engine(args):
-    return bool(engine_match_sizes(args))
-
-
-def accuracy(scorer, games, n_positions, condition):
-    """Top-1 among legal moves vs the recorded move, greedy-move legality, and time per scoring pass."""
-    positions = [(g, i) for g in games for i in range(len(g.moves))]
-    if not positions:
-        return None
-    step = max(1, len(positions) // n_positions)
-    chosen = positions[::step][:n_positions]
-    hits = legal_greedy = legal_top = 0
-    t0, t_top = time.perf_counter(), 0.0
-    for g, i in chosen:
-        pos = Position.from_moves(g.moves[:i])
-        legal = pos.legal_moves()
-        cond = pos.turn if condition == "own" else "any"
-        scores, greedy = scorer.score(pos.moves, legal, cond, greedy=True)
-        best = legal[int(max(range(len(legal)), key=lambda k: scores[k]))]
-        hits += best == g.moves[i]
-        legal_greedy += pos.is_legal(greedy) if "?" not in greedy else False
-        t = time.perf_counter()
-        top = scorer.top_move(pos.moves, cond)
-        legal_top += pos.is_legal(top) if "?" not in top else False
-        t_top += time.perf_counter() - t
-    n = len(chosen)
-    return {"positions": n, "top1_accuracy": hits / n, "greedy_legal_rate": legal_greedy / n,
-            "top_move_legal_rate": legal_top / n,
-            "seconds_per_position": (time.perf_counter() - t0 - t_top) / n}
-
-
-def match(play, player, opponent, games, depth, args, label):
-    margs = types.SimpleNamespace(opponent=opponent, engine_depth=depth, games=games, engine=args.engine,
-                                  max_plies=args.max_plies, seed=args.seed, show_board=False, no_color=True,
-                                  quiet=False, condition=player.condition,
-                                  opening_plies=args.opening_plies if opponent == "engine" else 0)
-    t = time.time()
-    s = play.run_match(margs, out=sys.stderr, player=player)
-    s["wall_seconds"] = round(time.time() - t, 1)
-    print(f"[{label}] {json.dumps(s)}", file=sys.stderr, flush=True)
-    return s
-
-
-def fmt_match(s):
-    return (f"{s['games']} | +{s['wins']} ={s['draws']} -{s['losses']} | {s['score']:.3f} | "
-            f"{format_elo(s)} | {s['mean_plies']} | {s['seconds_per_move']:.3f}")
-
-
-def report(res, command):
-    cmds = res.get("commands") or [command]
-    lines = [f"Machine: {common.machine_description()}; date {common.today()}; model `{res['model']}`.",
-             "Command" + ("s" if len(cmds) > 1 else "") + ": " + "; then ".join(f"`{c}`" for c in cmds), ""]
-    if res.get("note"):
-        lines += [res["note"], ""]
-    for key, title in (("accuracy_any", "`<any>` token"), ("accuracy_own", "own-win token")):
-        a = res.get(key)
-        if a:
-            lines.append(f"- Held-out next move ({title}, {a['positions']} positions of {res['val_games']} "
-                         f"held-out engine games): top-1 among legal moves {100 * a['top1_accuracy']:.1f}%, "
-                         f"greedy 4-char move legal {100 * a['greedy_legal_rate']:.1f}% (goal 98%)"
-                         + (f", most probable 4-char move legal {100 * a['top_move_legal_rate']:.1f}%"
-                            if "top_move_legal_rate" in a else "") + ", "
-                         f"{a['seconds_per_position']:.3f} s per scoring pass")
-    lines += ["", "| match (model plays both colours) | games | W/D/L | score | Elo [95%] | mean plies | s/move |",
-              "|---|---|---|---|---|---|---|"]
-    for name, s in res["matches"].items():
-        lines.append(f"| {name} | {fmt_match(s)} |")
-    c = res.get("conditioning")
-    if c:
-        player = c.get("player", "model + mate in one")
-        lines += ["", f"Conditioning ({c['opponent']}, {player} player): own-win token score {c['own']:.3f} "
-                  f"vs `<any>` {c['any']:.3f} ({c['games']} games each, same model, same seeds): "
-                  f"difference {c['own'] - c['any']:+.3f}."]
-    spm = [s["seconds_per_move"] for s in res["matches"].values()]
-    if spm:
-        lines.append(f"\nSeconds per model move (mean over the matches): {sum(spm) / len(spm):.3f} (goal < 0.2).")
-    return "\n".join(lines)
-
-
-def held_out_games(args):
-    """The validation split of every ``--games`` file (read before the model loads: a bad file fails fast)."""
-    from models.xiangqi import split_games
-    from toolkit.xiangqi.records import read_games
-
-    val = []
-    for path in args.games:
-        games, _ = read_games(path)
-        val.extend(split_games(games, args.val_fraction)[1])
-    return val
-
-
-def load_merge(path):
-    """The figures of an earlier run (its ``--json`` file); a file that is not one is a one-line error."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
-    except ValueError as error:
-        raise common.UsageError(f"--merge {path}: not JSON ({common.one_line(error)}); give the --json file "
-                                f"of an earlier run") from None
-    if not isinstance(old, dict) or not isinstance(old.get("matches", {}), dict):
-        raise common.UsageError(f"--merge {path}: not the --json file of an earlier run (no figures object)")
-    return old
-
-
-def merge_into(res, old, have_val):
-    """Fold an earlier run's figures into ``res``; returns its commands."""
-    for k, v in old.items():
-        if k == "matches":
-            res["matches"].update(v)
-        elif k not in ("complete", "commands", "model") and (k not in res or not have_val):
-            res[k] = v
-    return old.get("commands", [])
-
-
 def shown_command(argv):
     """The command line for the report, without ``--note`` (prose, not part of what is measured)."""
     shown = list(argv if argv is not None else sys.argv[1:])
     if "--note" in shown:
-        i = shown.index("--note")
-        del shown[i:i + 2]
+        at = shown.index("--note")
+        del shown[at:at + 2]
     return "python scripts/eval_xiangqi.py " + " ".join(a for a in shown if not a.startswith("--note="))
 
 
-PLAYER_KINDS = {"guarded": ("guarded", True), "model": ("model + mate in one", False)}
+def figures_writer(args, res, command, model_dir):
+    """``flush(final=False)``: the report of what is measured so far, written to the model card and
+    docs/benchmarks.md (``--write``) and ``--json`` (a long evaluation stopped early keeps its figures)."""
 
+    def flush(final=False):
+        res["complete"] = final
+        body = report(res, command, _common.machine_description(), _common.today())
+        body += "" if final else "\n\n(partial: evaluation still running or stopped)"
+        if args.write:
+            _common.write_benchmark_section("xiangqi_eval", "## Xiangqi GPT evaluation\n\n" + body)
+            card = os.path.join(model_dir, "MODEL_CARD.md")
+            _common.write_benchmark_section("xiangqi_eval", "## Evaluation\n\n" + body, path=card)
+        if args.json:
+            with open(args.json, "w") as handle:
+                json.dump(res, handle, indent=2)
+        return body
 
-def run_matches(play, players, args, res, flush):
-    """The random-mover and engine matches of every player kind, each written out as it ends."""
-    for kind, own in players.items():
-        name = PLAYER_KINDS[kind][0]
-        if args.random_games > 0:
-            res["matches"][f"vs random mover ({name}, own-win token)"] = match(
-                play, own, "random", args.random_games, 1, args, f"random own {kind}")
-            flush()
-        for d in args.engine_depths:
-            if args.engine_games > 0:
-                res["matches"][f"vs fairy-stockfish depth {d} ({name}, own-win token)"] = match(
-                    play, own, "engine", args.engine_games, d, args, f"engine d{d} own {kind}")
-                flush()
-
-
-def run_conditioning(play, scorer, players, args, res):
-    """The own-win vs ``<any>`` comparison with the first player kind (reusing a same-size match)."""
-    n_cond = conditioning_games(args)
-    first = args.players[0]
-    name, own = PLAYER_KINDS[first][0], players[first]
-    anyp = Player(scorer, condition="any", guard=own.guard, seed=args.seed)
-    opp, d = args.conditioning_opponent, (args.engine_depths or [1])[0]
-    label = "random mover" if opp == "random" else f"fairy-stockfish depth {d}"
-    own_key = f"vs {label} ({name}, own-win token)"
-    s_own = res["matches"].get(own_key)
-    if s_own is None or s_own["games"] != n_cond:
-        s_own = res["matches"][own_key + f", {n_cond} games"] = match(play, own, opp, n_cond, d, args, "cond own")
-    s_any = res["matches"][f"vs {label} ({name}, `<any>` token)"] = match(play, anyp, opp, n_cond, d, args,
-                                                                          "cond any")
-    res["conditioning"] = {"opponent": label, "player": name, "games": n_cond, "own": s_own["score"],
-                           "any": s_any["score"]}
+    return flush
 
 
 def main(argv=None):
     args = parse_args(argv)
     old = load_merge(args.merge) if args.merge else None
-    val = held_out_games(args) if args.games else []
+    held_out = held_out_games(args.games, args.val_fraction) if args.games else []  # before the model: fails fast
     from models.xiangqi import BUNDLED_DIR, MoveScorer, load_xiangqi_model
-    from scripts import play_xiangqi as play
 
     model_dir = args.model or BUNDLED_DIR
     scorer = MoveScorer(load_xiangqi_model(model_dir))
     scorer.warmup()  # tracing is not counted in the seconds per move
-    res = {"model": os.path.relpath(model_dir, common.ROOT) if args.model is None else model_dir, "matches": {},
-           "val_games": len(val)}
-    commands = merge_into(res, old, bool(val)) if old is not None else []
-    if val and args.positions > 0:
-        res["accuracy_any"] = accuracy(scorer, val, args.positions, "any")
-        print(f"[accuracy <any>] {json.dumps(res['accuracy_any'])}", file=sys.stderr, flush=True)
-        res["accuracy_own"] = accuracy(scorer, val, args.positions, "own")
-        print(f"[accuracy own] {json.dumps(res['accuracy_own'])}", file=sys.stderr, flush=True)
+    res = {"model": os.path.relpath(model_dir, _common.ROOT) if args.model is None else model_dir, "matches": {},
+           "val_games": len(held_out)}
+    commands = merge_into(res, old, bool(held_out)) if old is not None else []
+    if held_out and args.positions > 0:
+        add_held_out_figures(res, scorer, held_out, args.positions)
     if args.note:
         res["note"] = args.note
     command = shown_command(argv)
     res["commands"] = commands + [command]
-
-    def flush(final=False):
-        """Write what is measured so far (a long evaluation stopped early keeps its figures)."""
-        res["complete"] = final
-        body = report(res, command) + ("" if final else "\n\n(partial: evaluation still running or stopped)")
-        if args.write:
-            common.write_benchmark_section("xiangqi_eval", "## Xiangqi GPT evaluation\n\n" + body)
-            card = os.path.join(model_dir, "MODEL_CARD.md")
-            common.write_benchmark_section("xiangqi_eval", "## Evaluation\n\n" + body, path=card)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(res, f, indent=2)
-        return body
-
+    flush = figures_writer(args, res, command, model_dir)
     flush()
-    players = {kind: Player(scorer, condition="own", guard=PLAYER_KINDS[kind][1], seed=args.seed)
-               for kind in args.players}
-    run_matches(play, players, args, res, flush)
-    if conditioning_games(args) > 0:
-        run_conditioning(play, scorer, players, args, res)
+    plan = plan_from(args)
+    players = make_players(scorer, plan)
+    run_matches(players, plan, res, flush)
+    if plan.conditioning_size() > 0:
+        run_conditioning(scorer, players, plan, res)
         flush()
     body = flush(final=True)
     print(body)
@@ -340,4 +177,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    common.run(main)
+    _common.run(main)

@@ -23,29 +23,13 @@ Example:
 """
 
 import argparse
-import json
-import math
-import multiprocessing as mp
-import os
-import random
-import signal
 import sys
-import threading
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import _common  # quiet logs, one-line errors
 
-from scripts import _common  # noqa: E402
-
-from toolkit.xiangqi.engine import EngineError, UciEngine, find_engine  # noqa: E402
-from toolkit.xiangqi.records import GameRecord, GameWriter, read_jsonl, repair_tail  # noqa: E402
-from toolkit.xiangqi.rules import START_FEN, Position, normalize_fen  # noqa: E402
-
-
-def game_id(seed, index):
-    return f"s{seed}-{index:07d}"
+from toolkit.xiangqi.engine import check_engine
+from toolkit.xiangqi.rules import normalize_fen
+from toolkit.xiangqi.selfplay import SelfPlaySettings, indices_to_play, play_games
 
 
 def build_parser():
@@ -80,28 +64,26 @@ def build_parser():
     return parser
 
 
+def checked_range(args, kind):
+    """(min, max) of ``--KIND-min`` / ``--KIND-max`` (``kind``: depth or nodes), an unset end
+    taking the other's value; a one-line error unless 1 <= min <= max."""
+    low, high = getattr(args, f"{kind}_min"), getattr(args, f"{kind}_max")
+    low, high = (low if low is not None else high), (high if high is not None else low)
+    if not 1 <= low <= high:
+        raise _common.UsageError(f"need 1 <= --{kind}-min <= --{kind}-max, got {low} and {high}")
+    return low, high
+
+
 def resolve_limits(args):
-    """Fill in the depth and node ranges (depths 1..4 when neither is given) and check them."""
+    """``args.depth_range`` and ``args.nodes_range``: (min, max), or None where not given
+    (depths 1..4 when neither is), checked."""
     if args.nodes is not None:
         args.nodes_min = args.nodes_min or args.nodes
         args.nodes_max = args.nodes_max or args.nodes
     have_depth = args.depth_min is not None or args.depth_max is not None
     have_nodes = args.nodes_min is not None or args.nodes_max is not None
-    if not have_depth and not have_nodes:
-        args.depth_min, args.depth_max, have_depth = 1, 4, True
-    if have_depth:
-        args.depth_min = args.depth_min if args.depth_min is not None else args.depth_max
-        args.depth_max = args.depth_max if args.depth_max is not None else args.depth_min
-        if not 1 <= args.depth_min <= args.depth_max:
-            raise _common.UsageError(f"need 1 <= --depth-min <= --depth-max, got {args.depth_min} and "
-                                     f"{args.depth_max}")
-    if have_nodes:
-        args.nodes_min = args.nodes_min if args.nodes_min is not None else args.nodes_max
-        args.nodes_max = args.nodes_max if args.nodes_max is not None else args.nodes_min
-        if not 1 <= args.nodes_min <= args.nodes_max:
-            raise _common.UsageError(f"need 1 <= --nodes-min <= --nodes-max, got {args.nodes_min} and "
-                                     f"{args.nodes_max}")
-    args.have_depth, args.have_nodes = have_depth, have_nodes
+    args.depth_range = checked_range(args, "depth") if have_depth else None if have_nodes else (1, 4)
+    args.nodes_range = checked_range(args, "nodes") if have_nodes else None
 
 
 def parse_args(argv=None):
@@ -117,153 +99,27 @@ def parse_args(argv=None):
     return args
 
 
-# --- one game ---------------------------------------------------------------------
-def sample_limit(rng, args):
-    kinds = (["depth"] if args.have_depth else []) + (["nodes"] if args.have_nodes else [])
-    kind = rng.choice(kinds)
-    if kind == "depth":
-        return {"depth": rng.randint(args.depth_min, args.depth_max)}
-    lo, hi = math.log(args.nodes_min), math.log(args.nodes_max)
-    return {"nodes": int(round(math.exp(rng.uniform(lo, hi))))}
-
-
-def choose_opening_move(rng, lines, legal, args):
-    cands = [(ln.pv[0], ln.score) for ln in lines if ln.pv and ln.pv[0] in legal]
-    if not cands:
-        return None
-    if args.opening_sampling == "uniform":
-        return rng.choice(cands)[0]
-    top = max(s for _, s in cands)
-    weights = [math.exp((s - top) / max(args.temperature, 1e-6)) for _, s in cands]
-    return rng.choices([m for m, _ in cands], weights=weights)[0]
-
-
-def play_game(engine, args, index):
-    """Play game ``index``; returns its JSON dict."""
-    rng = random.Random(f"xiangqi-selfplay:{args.seed}:{index}")
-    limits = {"red": sample_limit(rng, args), "black": sample_limit(rng, args)}
-    engine.new_game()
-    pos = Position(args.fen)
-    while True:
-        out = pos.outcome(max_plies=args.max_plies)
-        if out is not None:
-            break
-        limit = limits[pos.turn]
-        legal = set(pos.legal_moves())
-        move = None
-        if pos.ply < args.opening_plies and args.multipv > 1:
-            res = engine.search(pos.start_fen, pos.moves, multipv=args.multipv, timeout=args.search_timeout, **limit)
-            move = choose_opening_move(rng, res.lines, legal, args)
-            move = move or res.bestmove
-        else:
-            move = engine.search(pos.start_fen, pos.moves, multipv=1, timeout=args.search_timeout, **limit).bestmove
-        if move not in legal:
-            raise EngineError(f"engine move {move!r} is not legal in {pos.fen()}")
-        pos.push(move)
-    engine_info = {"name": engine.name, "variant": "xiangqi", "red": limits["red"], "black": limits["black"],
-                   "multipv": args.multipv, "opening_plies": args.opening_plies,
-                   "opening_sampling": args.opening_sampling, "temperature": args.temperature,
-                   "max_plies": args.max_plies, "seed": args.seed, "index": index}
-    fen = pos.start_fen if pos.start_fen != START_FEN else None
-    return GameRecord(moves=pos.moves, result=out.result, termination=out.termination, fen=fen,
-                      source="selfplay:fairy-stockfish", engine=engine_info, id=game_id(args.seed, index)).to_json()
-
-
-# --- workers -----------------------------------------------------------------------
-_ENGINE = None
-_ARGS = None
-
-
-def _watch_parent(parent):
-    """Exit when the parent dies (a killed run must not leave workers behind)."""
-    while True:
-        time.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(1)
-
-
-def _init_worker(args, engine_path, parent=None):
-    """Pool initializer (``parent`` given: ignore Ctrl-C, exit with the parent)
-    or the in-process setup for ``--workers 1``."""
-    global _ENGINE, _ARGS
-    if parent is not None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    _ARGS = args
-    _ENGINE = UciEngine(engine_path, hash_mb=args.hash)
-
-
-def _work(index):
-    try:
-        return index, play_game(_ENGINE, _ARGS, index), None
-    except Exception as e:  # reported by the parent; a rerun retries this index
-        if isinstance(e, EngineError):  # the engine may be dead: start a fresh one for the next game
-            try:
-                _ENGINE.restart()
-            except Exception:
-                pass
-        return index, None, f"{type(e).__name__}: {e}"
-
-
-def existing_ids(path):
-    """(number of valid distinct games, the ids of every record) in an existing output file.
-
-    The ids include the records that the reader drops (a game identical to an earlier one, an
-    illegal game): game ``i`` is reproducible, so regenerating its index would only write the
-    same record again on every rerun. The count is of distinct valid games, so a rerun makes
-    new indices until the file holds ``--games`` of those."""
-    if not os.path.exists(path):
-        return 0, set()
-    _, stats = read_jsonl(path)
-    ids = set()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
-                ids.add(rec["id"])
-    return stats.kept, ids
-
-
-def working_engine(path):
-    """The engine binary's absolute path, started once here: a missing or broken binary is a
-    one-line error now, not a failure in every worker."""
-    engine_path = find_engine(path)  # EngineNotFoundError: a one-line error naming where it looked
-    try:
-        UciEngine(engine_path).close()
-    except EngineError as e:
-        raise _common.UsageError(f"--engine {engine_path} does not work as fairy-stockfish "
-                                 f"({_common.one_line(e)}); install it with `apt-get install fairy-stockfish` "
-                                 f"or pass --engine PATH") from None
-    return engine_path
-
-
-def indices_to_play(args):
-    """(games already in ``--out``, the game indices still to play) after cutting a partial last line."""
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    cut = repair_tail(args.out)
-    if cut:
-        print(f"removed a partial last line ({cut} bytes) left by an interrupted run", file=sys.stderr)
-    have, ids = existing_ids(args.out)
-    todo, i = [], 0
-    while len(todo) < args.games - have:
-        if game_id(args.seed, i) not in ids:
-            todo.append(i)
-        i += 1
-    return have, todo
+def selfplay_settings(args):
+    """The :class:`SelfPlaySettings` of the checked options (``--fen`` normalized: a bad one is a
+    one-line error)."""
+    fen = None
+    if args.fen:
+        try:
+            fen = normalize_fen(args.fen)
+        except ValueError as error:
+            raise _common.UsageError(f"--fen: {_common.one_line(error)}") from None
+    return SelfPlaySettings(depths=args.depth_range, nodes=args.nodes_range,
+                            opening_plies=args.opening_plies, multipv=args.multipv,
+                            opening_sampling=args.opening_sampling, temperature=args.temperature,
+                            max_plies=args.max_plies, fen=fen, seed=args.seed, hash_mb=args.hash,
+                            search_timeout=args.search_timeout)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.fen:
-        try:
-            args.fen = normalize_fen(args.fen)
-        except ValueError as e:
-            raise _common.UsageError(f"--fen: {_common.one_line(e)}") from None
-    engine_path = working_engine(args.engine)
-    have, todo = indices_to_play(args)
+    settings = selfplay_settings(args)
+    engine_path = check_engine(args.engine)  # a missing or broken binary: one line now, not in every worker
+    have, todo = indices_to_play(args.out, args.games, args.seed)
     if not todo:
         print(f"{args.out} already holds {have} games (asked for {args.games})", file=sys.stderr)
         return 0
@@ -271,35 +127,17 @@ def main(argv=None):
     from tqdm import tqdm
 
     bar = tqdm(total=args.games, initial=have, unit="game", desc="self-play", disable=args.quiet)
-    failures = 0
-    writer = GameWriter(args.out)
-    pool = None
+
+    def on_game(record):
+        bar.update(1)
+        bar.set_postfix_str(f"{record['result']}/{record['termination']} {record['plies']} plies")
+
     try:
-        if min(args.workers, len(todo)) == 1:
-            _init_worker(args, engine_path)
-            results = (_work(i) for i in todo)
-        else:
-            pool = mp.get_context("spawn").Pool(min(args.workers, len(todo)), initializer=_init_worker,
-                                                initargs=(args, engine_path, os.getpid()))
-            results = pool.imap_unordered(_work, todo)
-        for index, record, error in results:
-            if error:
-                failures += 1
-                print(f"game {game_id(args.seed, index)} failed: {error}", file=sys.stderr)
-                continue
-            writer.write(record)
-            bar.update(1)
-            bar.set_postfix_str(f"{record['result']}/{record['termination']} {record['plies']} plies")
+        failures = play_games(settings, engine_path, todo, args.out, workers=args.workers, on_game=on_game)
     except KeyboardInterrupt:
         print("interrupted: finished games are saved; rerun to continue", file=sys.stderr)
         return 130
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        if _ENGINE is not None:
-            _ENGINE.close()
-        writer.close()
         bar.close()
     if failures:
         print(f"{failures} games failed; rerun to retry them", file=sys.stderr)

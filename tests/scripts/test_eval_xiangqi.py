@@ -1,7 +1,8 @@
-"""scripts/eval_xiangqi.py with a tiny random model: held-out accuracy figures,
-one random-mover match per player kind (guarded and model alone), the
-conditioning comparison, the JSON file and the report lines (no Elo from two
-games); bad options and files as one-line errors."""
+"""scripts/eval_xiangqi.py as a command with a tiny random model: held-out
+accuracy figures, one random-mover match per player kind (guarded and model
+alone), the conditioning comparison, the JSON file and the report lines (no Elo
+from two games); bad options and files as one-line errors; --help. The pieces
+themselves are tested in tests/toolkit/test_xiangqi_evaluation.py."""
 
 import json
 import os
@@ -10,16 +11,15 @@ import sys
 
 import pytest
 
-from models.xiangqi import split_games
-from scripts import eval_xiangqi
 from toolkit.xiangqi.player import RandomPlayer, play_game
 from toolkit.xiangqi.records import GameRecord, append_game, read_games
+from toolkit.xiangqi.training_data import split_games
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "eval_xiangqi.py")
 
 
-def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path, capsys):
+def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path):
     games = tmp_path / "games.jsonl"
     for i in range(8):
         pos, out = play_game(RandomPlayer(i), RandomPlayer(100 + i), max_plies=12)
@@ -27,12 +27,13 @@ def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path, capsys):
     held_out = split_games(read_games(str(games))[0], 0.5)[1]
     assert held_out  # the split is a hash of the moves: at 0.5 some of 8 games are held out
     out_json = tmp_path / "eval.json"
-    assert eval_xiangqi.main(["--model", tiny_xiangqi_model, "--games", str(games), "--val-fraction", "0.5",
-                              "--positions", "6", "--random-games", "2", "--engine-games", "0",
-                              "--conditioning-games", "2", "--max-plies", "24",
-                              "--players", "guarded", "model", "--json", str(out_json),
-                              "--note", "Both parts ran at once."]) == 0
-    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    proc = subprocess.run([sys.executable, SCRIPT, "--model", tiny_xiangqi_model, "--games", str(games),
+                           "--val-fraction", "0.5", "--positions", "6", "--random-games", "2", "--engine-games", "0",
+                           "--conditioning-games", "2", "--max-plies", "24", "--players", "guarded", "model",
+                           "--json", str(out_json), "--note", "Both parts ran at once."],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res == json.loads(out_json.read_text()) and res["complete"] is True
     assert res["val_games"] == len(held_out)
     for key in ("accuracy_any", "accuracy_own"):
@@ -47,11 +48,14 @@ def test_eval_reports_both_player_kinds(tiny_xiangqi_model, tmp_path, capsys):
         assert s["games"] == 2 and s["illegal_moves"] == 0 and s["wins"] + s["draws"] + s["losses"] == 2
     assert res["conditioning"]["player"] == "guarded" and res["conditioning"]["games"] == 2
     assert res["note"] == "Both parts ran at once." and "--note" not in res["commands"][-1]
-    body = eval_xiangqi.report(res, "cmd")
+    assert res["commands"][-1].startswith(f"python scripts/eval_xiangqi.py --model {tiny_xiangqi_model} --games ")
+    body = proc.stdout[:proc.stdout.rindex("\n{")]  # the report, then the JSON line
+    assert body.startswith("Machine: ") and f"model `{tiny_xiangqi_model}`." in body.splitlines()[0]
     assert "\nBoth parts ran at once.\n" in body
     assert "| vs random mover (guarded, own-win token) | 2 |" in body
     assert "| n/a (2 games; an Elo estimate needs >= 10) |" in body  # no point estimate from two games
     assert "Conditioning (random mover, guarded player)" in body
+    assert "[accuracy <any>] {" in proc.stderr and "[cond any] {" in proc.stderr
 
 
 @pytest.mark.parametrize("args,needles", [

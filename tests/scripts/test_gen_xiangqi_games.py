@@ -84,17 +84,22 @@ def test_bad_options_are_one_line_errors(tmp_path, args, needle):
     assert not (tmp_path / "g.jsonl").exists()
 
 
+def wait_for_a_game(proc, out, timeout=120):
+    """Until ``out`` holds a finished game (or the run ended, or ``timeout`` seconds passed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.02)
+
+
 def test_ctrl_c_keeps_the_finished_games_without_a_traceback(tmp_path):
     out = tmp_path / "games.jsonl"
     proc = subprocess.Popen([sys.executable, SCRIPT, "--out", str(out), *ARGS, "--games", "200", "--workers", "1",
                              "--engine", _engine_path()], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and out.read_bytes().count(b"\n") >= 1:
-                break
-            time.sleep(0.02)
+        wait_for_a_game(proc, out)
         assert proc.poll() is None, proc.stderr.read()[-2000:]
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -150,11 +155,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(reference, tmp_path):
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and out.read_bytes().count(b"\n") >= 1:
-                break
-            time.sleep(0.02)
+        wait_for_a_game(proc, out)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the whole run: main process, workers, engines

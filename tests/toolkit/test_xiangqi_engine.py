@@ -3,7 +3,8 @@ tests FAIL (install: apt-get install fairy-stockfish, or `make system-deps`)."""
 
 import pytest
 
-from toolkit.xiangqi.engine import EngineError, EngineNotFoundError, UciEngine, find_engine, parse_info
+from toolkit.xiangqi.engine import (EngineError, EngineNotFoundError, EngineUnusableError, UciEngine, check_engine,
+                                   find_engine, open_engine, parse_info)
 from toolkit.xiangqi.rules import Position
 
 
@@ -117,3 +118,20 @@ def test_engine_player_retries_a_stalled_search_on_a_restarted_engine():
     with pytest.raises(EngineError):  # no restarts left: the error goes through at once
         stuck.choose(Position())
     assert stuck.engine.restarts == 2 and stuck.engine.calls == 5
+
+
+def test_open_and_check_engine_name_a_broken_binary_in_one_line(tmp_path):
+    assert check_engine() == find_engine()  # started once and closed
+    with open_engine(hash_mb=8) as eng:
+        assert eng.proc is not None and eng.name
+    not_uci = tmp_path / "not-an-engine"
+    not_uci.write_text("#!/bin/sh\necho hello\necho world\n")
+    not_uci.chmod(0o755)
+    with pytest.raises(EngineUnusableError) as err:
+        check_engine(str(not_uci))
+    message = str(err.value)
+    assert isinstance(err.value, ValueError) and "\n" not in message
+    assert message.startswith(f"--engine {not_uci} does not work as fairy-stockfish (engine ")
+    assert message.endswith("); install it with `apt-get install fairy-stockfish` or pass --engine PATH")
+    with pytest.raises(EngineNotFoundError):
+        open_engine(str(tmp_path / "missing"))

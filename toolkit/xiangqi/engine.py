@@ -39,6 +39,11 @@ class EngineNotFoundError(EngineError, FileNotFoundError):
     """No engine binary where we looked."""
 
 
+class EngineUnusableError(EngineError, ValueError):
+    """A binary that was found but does not work as fairy-stockfish (a user's mistake: a
+    ValueError, reported in one line naming the binary and the fix)."""
+
+
 def find_engine(path=None):
     """Absolute path of the engine binary, or EngineNotFoundError naming the places tried."""
     tried = []
@@ -121,6 +126,28 @@ def parse_info(line):
     if cp is None and mate is None:
         return None
     return PVLine(fields["multipv"], fields["depth"], cp, mate, fields["nodes"], pv)
+
+
+def open_engine(path=None, **settings):
+    """A started :class:`UciEngine` (``settings``: its keyword arguments, e.g. ``hash_mb``).
+    ``path`` is looked up by :func:`find_engine` (:class:`EngineNotFoundError` names where it
+    looked); a binary that does not speak UCI xiangqi is an :class:`EngineUnusableError` whose
+    one line names it and the fix."""
+    found = find_engine(path)
+    try:
+        return UciEngine(found, **settings)
+    except EngineError as error:
+        reason = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise EngineUnusableError(f"--engine {found} does not work as fairy-stockfish ({reason.strip()[:500]}); "
+                                  f"install it with `apt-get install fairy-stockfish` or pass --engine PATH") from None
+
+
+def check_engine(path=None):
+    """The absolute path of a working engine binary, started once and closed: a missing or
+    broken binary fails here in one line (see :func:`open_engine`), not later in every worker."""
+    engine = open_engine(path)
+    engine.close()
+    return engine.path
 
 
 class UciEngine:
