@@ -46,7 +46,6 @@ def build_xiangqi_model(config=None, weights=None):
             config = json.load(f)
     cfg.update({k: v for k, v in (config or {}).items() if k in DEFAULT_CONFIG})
     model = build_transformer_model(cfg, model="gpt2", hierarchical_position=True, with_lm="linear")
-    model.xiangqi_config = cfg
     if weights is not None:
         model.load_weights(weights)
     return model

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from models.training import TrainingRun, latest_checkpoint, make_optimizer
-from models.xiangqi import build_xiangqi_model, save_xiangqi_model
+from models.xiangqi import build_xiangqi_model, save_xiangqi_model, xiangqi_config
 from models.xiangqi_losses import make_loss, make_metrics
 from toolkit.checkpoints import save_json
 from toolkit.training_log import Panel, plot_log, read_log, series
@@ -78,7 +78,7 @@ def build_model(options):
     if options.init_from and not resuming:
         model.load_weights(os.path.join(options.init_from, "model.weights.h5"))
         print(f"initialised from {options.init_from}", file=sys.stderr)
-    save_json(model.xiangqi_config, os.path.join(options.out, "train_config.json"))
+    save_json(xiangqi_config(model), os.path.join(options.out, "train_config.json"))
     optimizer = make_optimizer(options.lr, options.steps, warmup_steps=options.warmup,
                                min_lr_ratio=options.min_lr_ratio, weight_decay=options.weight_decay)
     model.compile(optimizer=optimizer, loss=make_loss(options.legal_weight), metrics=make_metrics(options.legal_weight))
