@@ -43,6 +43,7 @@ def test_every_readme_python_block_runs(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert result.stdout.count("#---running block") == len(blocks)
     assert "(1, 2102, 384)" in result.stdout  # the quick start's printed shape, as the README says
+    assert "True" in result.stdout.splitlines()  # the saved and reloaded GPT-2 generates the same
     assert os.listdir(tmp_path) == [], "README blocks must not write files into the current directory"
 
 
