@@ -48,7 +48,8 @@ test-jax:
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" --durations=10 tests
 
-# the benchmarks print their tables; --write also puts them into docs/benchmarks.md (and docs/bench_attention.*)
+# the benchmarks print their tables; --write also puts them into docs/benchmarks.md (and docs/bench_attention.*).
+# Not here: scripts/bench_cpm.py --write (CPM-LM at full size: ~16 GB of disk, ~12 GiB of memory).
 bench: install
 	$(PY) scripts/bench_encoder.py --write
 	$(PY) scripts/bench_generate.py --write

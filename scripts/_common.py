@@ -1,19 +1,16 @@
-"""Small helpers shared by the command-line scripts (repo root on sys.path, quiet TF,
-one-line errors, ``--help`` with defaults, peak memory, machine description,
-benchmark-table writing)."""
+"""The small CLI helper shared by the command-line scripts: quiet TensorFlow start-up, CPU
+only, ``--help`` with defaults, ``--verbose``/``--write`` options and one-line errors.
+``import _common`` works in a script run as ``python scripts/x.py`` (Python puts scripts/ on
+sys.path); the packages are importable through the editable install."""
 
 import argparse
-import datetime
 import os
-import platform
-import re
-import resource
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-from toolkit import quiet_startup  # noqa: E402  (before anything imports TensorFlow)
+from toolkit import quiet_startup
+# Re-exported for scripts that still take them from here; the benchmark machinery lives in toolkit.benchmarking.
+from toolkit.benchmarking import DOCS_MD, ROOT, machine_description, today, write_benchmark_section  # noqa: F401
+
 VERBOSE = "--verbose" in sys.argv[1:] or os.environ.get("KERAS_LONGCTX_VERBOSE") == "1"
 if VERBOSE:
     os.environ["KERAS_LONGCTX_VERBOSE"] = "1"
@@ -49,12 +46,15 @@ def add_verbose(parser):
 
 
 def add_write(parser, what):
-    """``--write``: benchmarks print their table always and write ``what`` only when asked.
-    The former ``--no-write`` is still accepted (hidden): not writing is the default now."""
+    """``--write``: benchmarks print their table always and write ``what`` only when asked, into
+    ``--md`` (default docs/benchmarks.md). The former ``--no-write`` is still accepted (hidden):
+    not writing is the default now."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--write", action="store_true",
                        help=f"also write {what} (without it the table is only printed)")
     group.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--md", default=DOCS_MD, metavar="PATH",
+                        help="--write: the Markdown file of the benchmark sections (default docs/benchmarks.md)")
     return parser
 
 
@@ -97,43 +97,3 @@ def one_line(error):
     text = str(error).strip() or type(error).__name__
     first = next(line for line in text.splitlines() if line.strip())
     return first[:500]
-
-
-def peak_rss_mb():
-    """Peak resident memory of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def machine_description():
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            m = re.search(r"model name\s*:\s*(.+)", f.read())
-            cpu = m.group(1).strip() if m else cpu
-    except OSError:
-        pass
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        mem = float("nan")
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.machine()}"
-
-
-def write_benchmark_section(name, body, path=None):
-    """Replace (or append) the section between ``<!-- name -->`` markers in docs/benchmarks.md."""
-    path = path or os.path.join(ROOT, "docs", "benchmarks.md")
-    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    text = open(path, encoding="utf-8").read() if os.path.exists(path) else "# Benchmarks\n\n"
-    block = f"{start}\n{body.rstrip()}\n{end}\n"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) + 1:]
-    else:
-        text = text.rstrip() + "\n\n" + block
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def today():
-    return datetime.date.today().isoformat()

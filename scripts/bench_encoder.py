@@ -9,21 +9,12 @@ one process. Prints a table; --write also puts it into docs/benchmarks.md.
 
 import argparse
 import os
-import time
 
-import _common
+import _common  # quiet TF, CPU only, one-line errors
 import numpy as np
 
-
-def median_time(fn, repeats, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), times
+from toolkit import benchmarking
+from toolkit.benchmarking import median_time
 
 
 def matmul_peak_gflops(n=2048, repeats=5):
@@ -34,10 +25,10 @@ def matmul_peak_gflops(n=2048, repeats=5):
     a = np.random.rand(n, n).astype("float32")
     ta = tf.constant(a)
     tf_mm = tf.function(lambda x: tf.matmul(x, x))
-    t_tf, _ = median_time(lambda: tf_mm(ta).numpy(), repeats)
+    t_tf = median_time(lambda: tf_mm(ta).numpy(), repeats)
     pa = torch.from_numpy(a)
     with torch.inference_mode():
-        t_pt, _ = median_time(lambda: torch.mm(pa, pa), repeats)
+        t_pt = median_time(lambda: torch.mm(pa, pa), repeats)
     return 2 * n**3 / min(t_tf, t_pt) / 1e9
 
 
@@ -55,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=int, default=768, help="hidden size (a multiple of --heads)")
     p.add_argument("--heads", type=int, default=12, help="attention heads")
     p.add_argument("--repeats", type=int, default=5, help="timed forward passes per implementation (median)")
-    _common.add_write(p, "the table into docs/benchmarks.md (section bench_encoder)")
+    _common.add_write(p, "the table into --md (section bench_encoder)")
     _common.add_verbose(p)
     args = p.parse_args(argv)
     _common.check_at_least(args, 1, "batch", "length", "layers", "hidden", "heads", "repeats")
@@ -67,7 +58,7 @@ def parse_args(argv=None):
 
 
 def time_implementations(args, ids, seg):
-    """``{implementation: (median seconds, all times)}`` of one forward pass of each implementation."""
+    """``{implementation: median seconds}`` of one forward pass of each implementation."""
     import keras_hub
     import tensorflow as tf
     import torch
@@ -120,25 +111,19 @@ def main(argv=None):
 
     peak = matmul_peak_gflops()
     flops = forward_flops(b, n, h, nl, inter)
-    ref_hf = next(v[0] for k, v in results.items() if k.startswith("HF"))
-    ref_hub = results["keras-hub BertBackbone"][0]
-    rows = ["| implementation | median s / batch | tokens/s | GFLOP/s | % of matmul peak | vs HF | vs keras-hub |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, (t, _) in results.items():
-        rows.append(f"| {name} | {t:.3f} | {b * n / t:,.0f} | {flops / t / 1e9:.0f} | {100 * flops / t / 1e9 / peak:.0f}% "
-                    f"| {ref_hf / t:.2f}x | {ref_hub / t:.2f}x |")
-    table = "\n".join(rows)
-    cmd = "python scripts/bench_encoder.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
-    body = (f"## Encoder forward pass (`scripts/bench_encoder.py`)\n\n"
-            f"BERT shape {nl} layers x {h} hidden x {args.heads} heads, batch {b} x {n} tokens, float32, random "
+    ref_hf = next(v for k, v in results.items() if k.startswith("HF"))
+    ref_hub = results["keras-hub BertBackbone"]
+    head = ["implementation", "median s / batch", "tokens/s", "GFLOP/s", "% of matmul peak", "vs HF", "vs keras-hub"]
+    rows = [[name, f"{t:.3f}", f"{b * n / t:,.0f}", f"{flops / t / 1e9:.0f}", f"{100 * flops / t / 1e9 / peak:.0f}%",
+             f"{ref_hf / t:.2f}x", f"{ref_hub / t:.2f}x"] for name, t in results.items()]
+    text = (f"BERT shape {nl} layers x {h} hidden x {args.heads} heads, batch {b} x {n} tokens, float32, random "
             f"weights, forward only, median of {args.repeats} repeats after one warm-up; Keras models run "
-            f"under `tf.function` (TensorFlow backend, keras {keras.__version__}).\n"
-            f"Machine: {_common.machine_description()}; measured float32 matmul peak {peak:.0f} GFLOP/s "
-            f"(2048^3, best of TF and torch). Date: {_common.today()}. Command: `{cmd.strip()}`.\n\n{table}\n")
-    print(body)
-    if args.write:
-        _common.write_benchmark_section("bench_encoder", body)
-        print("wrote docs/benchmarks.md (section bench_encoder)")
+            f"under `tf.function` (TensorFlow backend, keras {keras.__version__}).")
+    body = benchmarking.section_body(
+        "Encoder forward pass", "scripts/bench_encoder.py", text,
+        benchmarking.markdown_table(head, rows, align="lrrrrrr"), argv,
+        f"; measured float32 matmul peak {peak:.0f} GFLOP/s (2048^3, best of TF and torch)")
+    benchmarking.report(body, "bench_encoder", args.write, args.md)
     return results
 
 

@@ -13,14 +13,16 @@ import json
 import subprocess
 import sys
 
-import _common
+import _common  # quiet TF, CPU only, one-line errors
+
+from toolkit import benchmarking
 
 CHILD = r"""
 import json, sys, time
-sys.path.insert(0, sys.argv[1])
 import numpy as np, tensorflow as tf
 from models import build_transformer_model
-attention, n, layers, features = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+from toolkit.benchmarking import proc_status_kb
+attention, n, layers, features = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 cfg = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=layers, num_attention_heads=12,
            intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2)
 kw = {"nb_features": features, "seed": 0} if attention == "performer" else {}
@@ -29,13 +31,11 @@ ids = np.random.default_rng(0).integers(1, 30000, size=(1, n)).astype("int32")
 seg = np.zeros_like(ids)
 fn = tf.function(lambda a, b: model([a, b], training=False))
 def hwm():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) / 1024
+    return proc_status_kb("VmHWM") / 1024
 base = hwm()
 t = time.perf_counter(); out = fn(ids, seg).numpy(); first = time.perf_counter() - t
 times = []
-for _ in range(int(sys.argv[6])):
+for _ in range(int(sys.argv[5])):
     t = time.perf_counter(); out = fn(ids, seg).numpy(); times.append(time.perf_counter() - t)
 assert np.isfinite(out).all()
 print(json.dumps({"first_s": first, "median_s": float(np.median(times)), "peak_mb": hwm(), "model_mb": base}))
@@ -43,7 +43,7 @@ print(json.dumps({"first_s": first, "median_s": float(np.median(times)), "peak_m
 
 
 def run(attention, n, layers, features, repeats, timeout):
-    cmd = [sys.executable, "-c", CHILD, _common.ROOT, attention, str(n), str(layers), str(features), str(repeats)]
+    cmd = [sys.executable, "-c", CHILD, attention, str(n), str(layers), str(features), str(repeats)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -75,7 +75,7 @@ def parse_args(argv=None):
     p.add_argument("--nb-features", type=int, default=256, help="Performer random features m")
     p.add_argument("--repeats", type=int, default=2, help="timed forward passes after the first call (median)")
     p.add_argument("--timeout", type=float, default=900, help="seconds a configuration may run before it is stopped")
-    _common.add_write(p, "the table into docs/benchmarks.md (section bench_long_bert)")
+    _common.add_write(p, "the table into --md (section bench_long_bert)")
     _common.add_verbose(p)
     args = p.parse_args(argv)
     _common.check_at_least(args, 1, "layers", "nb-features", "repeats")
@@ -87,27 +87,22 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    rows = ["| attention | tokens | forward s (median) | first call s | peak RSS MiB | of which weights + runtime |",
-            "|---|---:|---:|---:|---:|---:|"]
+    head = ["attention", "tokens", "forward s (median)", "first call s", "peak RSS MiB", "of which weights + runtime"]
+    rows = []
     for attention, n in args.configs:
         r = run(attention, n, args.layers, args.nb_features, args.repeats, args.timeout)
         print(f"{attention}:{n}", r, flush=True)
         if "error" in r:
-            rows.append(f"| {attention} | {int(n):,} | {r['error']} | | | |")
+            rows.append([attention, f"{int(n):,}", r["error"], "", "", ""])
         else:
-            rows.append(f"| {attention} | {int(n):,} | {r['median_s']:.2f} | {r['first_s']:.2f} | {r['peak_mb']:,.0f} "
-                        f"| {r['model_mb']:,.0f} |")
-    cmd = "python scripts/bench_long_bert.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    body = (f"## Long-text BERT-base (`scripts/bench_long_bert.py`)\n\n"
-            f"{args.layers} layers x 768 hidden x 12 heads, random weights, batch 1, hierarchical positions "
+            rows.append([attention, f"{int(n):,}", f"{r['median_s']:.2f}", f"{r['first_s']:.2f}",
+                         f"{r['peak_mb']:,.0f}", f"{r['model_mb']:,.0f}"])
+    text = (f"{args.layers} layers x 768 hidden x 12 heads, random weights, batch 1, hierarchical positions "
             f"(512 trained positions), Performer m = {args.nb_features}, Taylor in its linear or quadratic form "
-            f"as `mode='auto'` picks. Each row runs in a fresh process; peak RSS is the process high-water mark.\n"
-            f"Machine: {_common.machine_description()}. Date: {_common.today()}. Command: `{cmd.strip()}`.\n\n"
-            + "\n".join(rows) + "\n")
-    print(body)
-    if args.write:
-        _common.write_benchmark_section("bench_long_bert", body)
-        print("wrote docs/benchmarks.md (section bench_long_bert)")
+            f"as `mode='auto'` picks. Each row runs in a fresh process; peak RSS is the process high-water mark.")
+    body = benchmarking.section_body("Long-text BERT-base", "scripts/bench_long_bert.py", text,
+                                     benchmarking.markdown_table(head, rows, align="lrrrrr"), argv)
+    benchmarking.report(body, "bench_long_bert", args.write, args.md)
     return 0
 
 

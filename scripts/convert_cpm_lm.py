@@ -30,8 +30,7 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `import _common` when loaded by path
-import _common  # noqa: E402  (repo root on sys.path, quiet TF, CPU, one-line errors)
+import _common  # quiet TF, CPU, one-line errors
 
 CPM_LM_HEADS, CPM_LM_HIDDEN = 32, 2560
 

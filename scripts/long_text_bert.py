@@ -17,8 +17,10 @@ import math
 import os
 import time
 
-import _common
+import _common  # quiet TF, CPU only, one-line errors
 import numpy as np
+
+from toolkit.benchmarking import peak_rss_mb
 
 MIN_TOKENS = 3  # [CLS], one token of text, [SEP]
 
@@ -144,7 +146,7 @@ def main(argv=None):
     emb, chunked, t_run = embed(model, ids, seg)
 
     print(f"load: {t_load:.2f} s   forward ({ids.shape[1]} tokens): {t_run:.2f} s   "
-          f"peak RSS: {_common.peak_rss_mb():.0f} MiB")
+          f"peak RSS: {peak_rss_mb():.0f} MiB")
     print(f"document embedding (mean-pooled, L2-normalised): dim {emb.shape[0]}, "
           f"first values {[round(float(v), 4) for v in emb[:5]]}")
     print(f"cosine(one {ids.shape[1]}-token pass, mean of independent 512-token chunks) = {float(emb @ chunked):.4f}")

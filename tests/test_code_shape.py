@@ -84,7 +84,8 @@ def test_no_script_imports_another_script():
     scripts = {os.path.splitext(os.path.basename(p))[0] for p in _python_files("scripts")} - {"_common", "__init__"}
     problems = [f"{path} imports {module}" for path in _python_files("scripts")
                 for module, _ in _imported_modules(path)
-                if module.split(".")[-1] in scripts or module.replace("scripts.", "").split(".")[0] in scripts]
+                if module.split(".")[0] in scripts
+                or module.startswith("scripts.") and module.split(".")[1] in scripts]
     assert not problems, "\n".join(problems)
 
 

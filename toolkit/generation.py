@@ -17,6 +17,20 @@ Example:
 >>> generate(model, np.array([[31, 47, 9], [5, 0, 0]]), 20,       # doctest: +SKIP
 ...          attention_mask=[[1, 1, 1], [1, 0, 0]])               # right padding: not GPT-2's id 0 ('!')
 [[118, 7, 3], [64, 12, 3]]
+
+Text on top of ids, with any tokenizer of :mod:`toolkit.tokenizers` (its public
+``decode``, ``tokenize``, ``token_to_id``, and ``special_token_ids`` where it has
+them): :func:`generate_text`
+ends a row at a stop string (:class:`StopStrings`) and streams each row's text as
+it grows to a callback (:class:`InOrder` joins the rows into one stream);
+``generate(..., forbidden_ids=...)`` never picks the ids given (e.g. the rows of an
+embedding padded past the tokenizer's vocabulary).
+
+>>> tokenizer = CpmTokenizer("chinese_vocab.model")                # doctest: +SKIP
+>>> generate_text(model, tokenizer, [tokenizer.encode("中国的首都是")], 20,  # doctest: +SKIP
+...               stops=["\\n", "<eod>"], on_text=lambda row, text, finished: print(text, end=""))
+北京
+[([1432], '北京')]
 """
 
 import numpy as np
@@ -147,7 +161,8 @@ def _decoder(model):
 
 
 def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, top_p=None, temperature=1.0,
-             num_beams=1, end_id=None, seed=None, callback=None, pad_id=None, attention_mask=None):
+             num_beams=1, end_id=None, seed=None, callback=None, pad_id=None, attention_mask=None,
+             forbidden_ids=None):
     """Generate up to ``max_new_tokens`` per prompt.
 
     Args:
@@ -166,6 +181,10 @@ def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, to
         seed: makes sampling reproducible.
         callback: ``callback(step, token_ids, finished)`` after each step
             (streaming); ``token_ids`` holds one id per row.
+        forbidden_ids: ids never generated (their logits are set to -1e30),
+            e.g. ``range(tokenizer.vocab_size, rows)`` for an embedding padded
+            past the vocabulary. Each must lie in ``[0, logits)`` and at least
+            one id must stay allowed.
 
     Returns:
         For each prompt row, the list of generated ids (prompt excluded).
@@ -178,6 +197,8 @@ def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, to
     decoder = _decoder(model)
     pad_id = getattr(decoder, "pad_id", None) if pad_id is None else pad_id
     prompts = _prompts(token_ids, pad_id, attention_mask, getattr(decoder, "vocab_size", None))
+    if forbidden_ids is not None:
+        decoder = _Forbidding(decoder, forbidden_ids)
     ends = _end_ids(end_id)
     if strategy == "beam":
         return [_beam_search(decoder, p, max_new_tokens, num_beams, ends, temperature) for p in prompts]
@@ -201,6 +222,41 @@ def generate(model, token_ids, max_new_tokens, strategy="greedy", top_k=None, to
             break
         logits, state = decoder.step(nxt, state)  # finished rows too (their output is ignored)
     return out
+
+
+class _Forbidding:
+    """A cached decoder whose logits of ``forbidden_ids`` are -1e30 (never chosen); every other
+    attribute (``vocab_size``, ``pad_id``, ``bucket``...) is the wrapped decoder's."""
+
+    def __init__(self, decoder, forbidden_ids):
+        self.decoder = decoder
+        self.forbidden = np.unique(np.asarray(list(forbidden_ids), dtype="int64"))
+
+    def __getattr__(self, name):
+        return getattr(self.decoder, name)
+
+    def _mask(self, logits):
+        logits = np.array(logits, copy=True)
+        size = logits.shape[-1]
+        outside = self.forbidden[(self.forbidden < 0) | (self.forbidden >= size)]
+        if outside.size:
+            raise ValueError(f"generate: forbidden id {int(outside[0])} is outside the model's {size} logits "
+                             f"(0..{size - 1})")
+        if self.forbidden.size >= size:
+            raise ValueError(f"generate: forbidden_ids forbid all {size} ids: nothing is left to generate")
+        logits[..., self.forbidden] = -1e30
+        return logits
+
+    def prefill(self, prompts, max_new_tokens):
+        logits, state = self.decoder.prefill(prompts, max_new_tokens)
+        return self._mask(logits), state
+
+    def step(self, token_ids, state):
+        logits, state = self.decoder.step(token_ids, state)
+        return self._mask(logits), state
+
+    def reorder(self, state, rows):
+        return self.decoder.reorder(state, rows)
 
 
 def _end_ids(end_id):
@@ -248,6 +304,219 @@ def _beam_search(decoder, prompt, max_new_tokens, num_beams, ends, temperature=1
         logits, state = decoder.step(nxt, state)
         logp = _log_softmax(np.asarray(logits, "float64") / temperature)
     return max(finished, key=lambda x: x[0])[1]
+
+
+# ------------------------------------------------------------------ text
+def read_prompt_file(path):
+    """Prompts of a UTF-8 text file: blocks separated by blank lines; lines starting with '#'
+    are comments; newlines inside a prompt are kept, and so are trailing spaces. A file that
+    cannot be read, or is not UTF-8, is a one-line ValueError naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().split("\n")
+    except OSError as error:
+        raise ValueError(f"cannot read prompt file '{path}': {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"prompt file '{path}' is not UTF-8: {error}") from None
+    prompts, block = [], []
+    for line in lines + [""]:
+        line = line.rstrip("\r")
+        if line.startswith("#"):
+            continue
+        if line.strip():
+            block.append(line)
+        elif block:
+            prompts.append("\n".join(block))
+            block = []
+    return prompts
+
+
+def check_prompt_lengths(prompts, positions, max_new_tokens, names=None, option="max_new_tokens"):
+    """A one-line ValueError for the first prompt (a list of ids) that is empty, or that leaves
+    no room for ``max_new_tokens`` new tokens in the model's ``positions``. ``names[i]`` names
+    prompt ``i`` (default ``prompt i+1``); ``option`` names the setting in the advice."""
+    for i, ids in enumerate(prompts):
+        name = names[i] if names is not None else f"prompt {i + 1}"
+        if not ids:
+            raise ValueError(f"{name} is empty: nothing to continue")
+        if len(ids) >= positions:
+            raise ValueError(f"{name} is {len(ids)} tokens long, but the model has {positions} positions "
+                             f"and needs room for at least one new token: shorten it")
+        if len(ids) + max_new_tokens > positions:
+            raise ValueError(f"{name} ({len(ids)} tokens) + {option} {max_new_tokens} exceeds the model's "
+                             f"{positions} positions: use {option} {positions - len(ids)} or less, "
+                             "or a shorter prompt")
+
+
+class StopStrings:
+    """What ends a row of generated text.
+
+    ``stops``: strings. One that is a special token of the tokenizer (its public
+    ``special_token_ids``, e.g. CPM's ``'<eod>'``) ends a row when that id comes, and is
+    not part of the text. Any other ends the row where it first appears in the decoded
+    text (the text is cut there). A token that decodes to exactly a stop string (CPM's
+    newline piece U+2583 for ``'\\n'``) also ends its row inside :func:`generate`
+    (``ids``), so a batch stops early.
+
+    Attributes: ``ids`` (frozenset of ids that end a row), ``texts`` (the stop strings
+    searched in the text).
+    """
+
+    def __init__(self, tokenizer, stops=()):
+        specials = getattr(tokenizer, "special_token_ids", None) or {}
+        ids, self.texts = set(), []
+        for stop in stops:
+            if not isinstance(stop, str) or not stop:
+                raise ValueError(f"a stop string must be a non-empty text, got {stop!r}")
+            if stop in specials:
+                ids.add(int(specials[stop]))
+            else:
+                self.texts.append(stop)
+                ids.update(_ids_decoding_to(tokenizer, stop))
+        self.ids = frozenset(ids)
+
+    def cut(self, text):
+        """``(text before the first stop string, whether one was found)``."""
+        found = [i for i in (text.find(stop) for stop in self.texts) if i >= 0]
+        return (text[: min(found)], True) if found else (text, False)
+
+    def holdback(self, text):
+        """How many trailing characters of ``text`` might begin a stop string (not shown yet)."""
+        longest = 0
+        for stop in self.texts:
+            for size in range(min(len(stop) - 1, len(text)), longest, -1):
+                if text.endswith(stop[:size]):
+                    longest = size
+                    break
+        return longest
+
+
+def _ids_decoding_to(tokenizer, text):
+    """Ids of single tokens whose text is exactly ``text``: the token spelled ``text``, and those
+    of ``tokenizer.tokenize(text)`` that decode to it alone (public API only)."""
+    candidates = [tokenizer.token_to_id(text)] + [tokenizer.token_to_id(token) for token in tokenizer.tokenize(text)]
+    found = set()
+    for token_id in candidates:
+        if token_id is not None and token_id not in found and tokenizer.decode([token_id]) == text:
+            found.add(int(token_id))
+    return found
+
+
+class _RowTexts:
+    """The decoded text of a batch's rows as their ids come, cut at the stop strings: each new
+    id gives ``on_text(row, text, finished)`` the text that became safe to show (no stop string
+    can begin in it; '' if none) and whether the row ended."""
+
+    def __init__(self, tokenizer, stops, rows, on_text=None):
+        self.tokenizer, self.stops, self.on_text = tokenizer, stops, on_text
+        self.ids = [[] for _ in range(rows)]
+        self.text = [""] * rows
+        self.shown = [""] * rows
+        self.finished = [False] * rows
+
+    @property
+    def done(self):
+        return all(self.finished)
+
+    def feed(self, row, token):
+        if self.finished[row]:
+            return
+        token = int(token)
+        if token in self.stops.ids:
+            self.finished[row] = True
+            ready = len(self.text[row])
+        else:
+            self.ids[row].append(token)
+            self.text[row], self.finished[row] = self.stops.cut(self.tokenizer.decode(self.ids[row]))
+            ready = len(self.text[row]) - (0 if self.finished[row] else self.stops.holdback(self.text[row]))
+        self._show(row, self.text[row][:ready])
+
+    def finish(self):
+        """End every row still going (its whole text is shown)."""
+        for row in range(len(self.ids)):
+            if not self.finished[row]:
+                self.finished[row] = True
+                self._show(row, self.text[row])
+
+    def _show(self, row, visible):
+        new = ""
+        if visible.startswith(self.shown[row]):  # decoding a longer prefix never rewrites the text shown
+            new, self.shown[row] = visible[len(self.shown[row]):], visible
+        if self.on_text is not None:
+            self.on_text(row, new, self.finished[row])
+
+
+class _AllStopped(Exception):
+    """Raised from generate()'s callback once every row of the batch has stopped."""
+
+
+def generate_text(model, tokenizer, token_ids, max_new_tokens, stops=(), on_text=None, **kwargs):
+    """:func:`generate` with text: each row ends at a stop string (``stops``: strings or a
+    :class:`StopStrings`), and ``on_text(row, text, finished)`` receives each row's text as it
+    grows (streaming; ``text`` is what was added, maybe '', and ``finished`` says the row
+    ended; exactly one call per row has ``finished=True``). Generation stops once every row has
+    ended. Beam search has no per-step callback: its rows are streamed when they are done.
+    ``kwargs`` go to :func:`generate` (``strategy``, ``seed``, ``forbidden_ids``, ``end_id``...;
+    the stop strings' ids are added to ``end_id``).
+
+    Returns, for each prompt row, ``(ids, text)``: the generated ids up to the stop (excluded
+    when it is a whole token, such as ``<eod>``) and the text before the stop."""
+    if not isinstance(stops, StopStrings):
+        stops = StopStrings(tokenizer, stops)
+    rows = _RowTexts(tokenizer, stops, len(_rows(token_ids, "token_ids")), on_text)
+    live = [True] * len(rows.ids)  # rows generate() has not stopped yet
+
+    def callback(step, step_ids, finished):
+        for row, token in enumerate(step_ids):
+            if live[row]:
+                rows.feed(row, token)
+            live[row] = not finished[row]
+        if rows.done:
+            raise _AllStopped
+
+    ends = set(_end_ids(kwargs.pop("end_id", None))) | stops.ids
+    try:
+        ids = generate(model, token_ids, max_new_tokens, callback=callback, end_id=sorted(ends) or None, **kwargs)
+        if kwargs.get("strategy") == "beam":  # no per-step callback: the rows as they came out
+            for row, row_ids in enumerate(ids):
+                for token in row_ids:
+                    rows.feed(row, token)
+    except _AllStopped:
+        pass
+    rows.finish()
+    return [(rows.ids[row], rows.text[row]) for row in range(len(rows.ids))]
+
+
+class InOrder:
+    """An ``on_text`` for :func:`generate_text` that writes a batch's rows one after another:
+    the first unfinished row as it grows, later rows kept until the rows before them have
+    ended. ``head(row)`` and ``tail(row)`` give text written before and after each row (e.g.
+    the prompt, a newline); ``write(text)`` gets every piece (a stream's ``write``)."""
+
+    def __init__(self, rows, write, head=None, tail=None):
+        self.write, self.head, self.tail = write, head or (lambda row: ""), tail or (lambda row: "")
+        self.pending = [[] for _ in range(rows)]
+        self.finished = [False] * rows
+        self.current, self.started = 0, False
+
+    def __call__(self, row, text, finished):
+        self.pending[row].append(text)
+        self.finished[row] = self.finished[row] or finished
+        while self.current < len(self.pending):
+            current = self.current
+            if not self.started:
+                self._write(self.head(current))
+                self.started = True
+            self._write("".join(self.pending[current]))
+            self.pending[current] = []
+            if not self.finished[current]:
+                return
+            self._write(self.tail(current))
+            self.current, self.started = current + 1, False
+
+    def _write(self, text):
+        if text:
+            self.write(text)
 
 
 class AutoRegressiveDecoder:

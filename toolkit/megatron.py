@@ -27,6 +27,15 @@ Example:
 (32, 388)
 >>> for name, array in ckpt.iter_hf_tensors():                 # doctest: +SKIP
 ...     ...                                                    # one float32 array at a time
+
+The writer is the reader's inverse, from the same layout tables:
+:func:`megatron_split` cuts an unsharded Hugging Face GPT-2 state dict into rank
+state dicts, :func:`random_megatron_shards` makes random ones of any shape (one
+rank at a time), and :func:`write_megatron_checkpoint` writes them as a release.
+
+>>> shards = megatron_split(hf_model.state_dict(), num_shards=2)   # doctest: +SKIP
+>>> write_megatron_checkpoint("CPM", shards, dtype=torch.float16)  # doctest: +SKIP
+['CPM/80000/mp_rank_00_model_states.pt', 'CPM/80000/mp_rank_01_model_states.pt']
 """
 
 import os
@@ -82,6 +91,7 @@ HF_LAYER_NAMES = {
     "mlp.dense_4h_to_h.bias": "mlp.c_proj.bias",
 }
 LAYER_RE = re.compile(r"^transformer\.layers\.(\d+)\.(.+)$")
+HF_LAYER_RE = re.compile(r"^transformer\.h\.(\d+)\.")
 
 # Non-tensor objects that Megatron/DeepSpeed checkpoints carry beside the
 # weights (args, NumPy/Python RNG states) and that are safe to rebuild:
@@ -304,6 +314,26 @@ class MegatronCheckpoint:
         return os.path.basename(self.paths[rank])
 
     def _validate(self, num_heads, num_layers):
+        n = self._check_layers(self._check_same_keys(), num_layers)
+        expected = list(megatron_splits(n))
+        missing = [k for k in expected if k not in self.shards[0]]
+        if missing:
+            raise MegatronError(f"'{self.paths[0]}' lacks {len(missing)} GPT-2 variable(s), e.g. {missing[:5]}")
+        self._check_tensors(expected)
+        parts = self.num_shards
+        vocab_part, hidden = self._shape("word_embeddings.weight", 2)
+        self.vocab_size, self.hidden_size = vocab_part * parts, hidden
+        self.max_positions = self._shape("position_embeddings.weight", 2)[0]
+        self.num_layers, self.num_heads = n, num_heads
+        if num_heads <= 0 or hidden % num_heads:
+            raise MegatronError(f"hidden size {hidden} is not a multiple of num_heads={num_heads}")
+        if num_heads % parts:
+            raise MegatronError(f"num_heads={num_heads} is not divisible by the {parts} model-parallel shards")
+        self.intermediate_size = self._shape("transformer.layers.0.mlp.dense_h_to_4h.weight", 2)[0] * parts
+        self._check_shapes()
+
+    def _check_same_keys(self):
+        """The variable names every shard has (the same on every rank)."""
         keys0 = set(self.shards[0])
         for r, state in enumerate(self.shards[1:], 1):
             if set(state) != keys0:
@@ -311,8 +341,12 @@ class MegatronCheckpoint:
                 raise MegatronError(
                     f"shards disagree on their variables: only in {self._name(0)}: {only0[:5]}, "
                     f"only in {self._name(r)}: {only_r[:5]}")
+        return keys0
+
+    def _check_layers(self, keys, num_layers):
+        """The number of transformer layers (indices 0..n-1, ``num_layers`` if given); no unknown variable."""
         layers, unknown = set(), []
-        for k in keys0:
+        for k in keys:
             m = LAYER_RE.match(k)
             if m and m.group(2) in LAYER_KEYS:
                 layers.add(int(m.group(1)))
@@ -332,13 +366,13 @@ class MegatronCheckpoint:
             raise MegatronError(
                 f"the checkpoint has {n} transformer layers (transformer.layers.0..{n - 1}), "
                 f"but {int(num_layers)} were expected (num_layers / --num-layers)")
-        expected = [k for k in GLOBAL_KEYS] + [f"transformer.layers.{i}.{k}" for i in range(n) for k in LAYER_KEYS]
-        missing = [k for k in expected if k not in keys0]
-        if missing:
-            raise MegatronError(f"'{self.paths[0]}' lacks {len(missing)} GPT-2 variable(s), e.g. {missing[:5]}")
+        return n
+
+    def _check_tensors(self, expected):
+        """Floating-point tensors, of the same shape on every rank."""
         import torch
 
-        for key in expected:  # floating-point tensors, same shape on every rank
+        for key in expected:
             for r, s in enumerate(self.shards):
                 t = s[key]
                 if not isinstance(t, torch.Tensor) or not t.is_floating_point():
@@ -350,35 +384,18 @@ class MegatronCheckpoint:
                 if shape != shapes[0]:
                     raise MegatronError(
                         f"variable '{key}' has shape {shapes[0]} in {self._name(0)} but {shape} in {self._name(r)}")
-        N = self.num_shards
-        vocab_part, hidden = self._shape("word_embeddings.weight", 2)
-        self.vocab_size, self.hidden_size = vocab_part * N, hidden
-        self.max_positions = self._shape("position_embeddings.weight", 2)[0]
-        self.num_layers, self.num_heads = n, num_heads
-        if num_heads <= 0 or hidden % num_heads:
-            raise MegatronError(f"hidden size {hidden} is not a multiple of num_heads={num_heads}")
-        if num_heads % N:
-            raise MegatronError(f"num_heads={num_heads} is not divisible by the {N} model-parallel shards")
-        inner_part = self._shape("transformer.layers.0.mlp.dense_h_to_4h.weight", 2)[0]
-        self.intermediate_size = inner_part * N
-        want = {
-            "position_embeddings.weight": (self.max_positions, hidden),
-            "input_layernorm.weight": (hidden,), "input_layernorm.bias": (hidden,),
-            "attention.query_key_value.weight": (3 * hidden // N, hidden),
-            "attention.query_key_value.bias": (3 * hidden // N,),
-            "attention.dense.weight": (hidden, hidden // N), "attention.dense.bias": (hidden,),
-            "post_attention_layernorm.weight": (hidden,), "post_attention_layernorm.bias": (hidden,),
-            "mlp.dense_h_to_4h.weight": (inner_part, hidden), "mlp.dense_h_to_4h.bias": (inner_part,),
-            "mlp.dense_4h_to_h.weight": (hidden, inner_part), "mlp.dense_4h_to_h.bias": (hidden,),
-            "transformer.final_layernorm.weight": (hidden,), "transformer.final_layernorm.bias": (hidden,),
-        }
-        for key in expected:
-            m = LAYER_RE.match(key)
-            short = m.group(2) if m else key
-            if short in want and self._shape(key) != want[short]:
+
+    def _check_shapes(self):
+        """Every variable's shard shape as :func:`megatron_layout` says for these sizes."""
+        parts, hidden = self.num_shards, self.hidden_size
+        layout = megatron_layout(self.num_layers, hidden, self.intermediate_size, self.vocab_size,
+                                 self.max_positions)
+        for key, (shape, split) in layout.items():
+            want = shard_shape(shape, split, parts)
+            if self._shape(key) != want:
                 raise MegatronError(
-                    f"variable '{key}' has shape {self._shape(key)} per shard, expected {want[short]} for hidden "
-                    f"size {hidden} (from word_embeddings.weight) split {N} ways")
+                    f"variable '{key}' has shape {self._shape(key)} per shard, expected {want} for hidden "
+                    f"size {hidden} (from word_embeddings.weight) split {parts} ways")
 
     def _shape(self, key, ndim=None):
         shape = tuple(self.shards[0][key].shape)
@@ -459,3 +476,163 @@ class MegatronCheckpoint:
             out = torch.cat([torch.cat([pc[j] for pc in pieces], 0) for j in range(3)], 0)
         del parts
         return out.numpy()
+
+
+# ------------------------------------------------------------- writing
+def megatron_splits(num_layers):
+    """``{name: split}`` of every variable of a Megatron GPT-2 with ``num_layers`` layers, in the
+    order of a checkpoint (split: ``'rows'``, ``'cols'``, ``'qkv'`` or None, see ``GLOBAL_KEYS``)."""
+    splits = {key: GLOBAL_KEYS[key] for key in ("word_embeddings.weight", "position_embeddings.weight")}
+    for i in range(num_layers):
+        splits.update((f"transformer.layers.{i}.{key}", split) for key, split in LAYER_KEYS.items())
+    splits.update((key, None) for key in ("transformer.final_layernorm.weight", "transformer.final_layernorm.bias"))
+    return splits
+
+
+def megatron_layout(num_layers, hidden, inner, vocab, positions):
+    """``{name: (shape, split)}`` of a Megatron GPT-2: the merged shapes in torch's Linear
+    ``(out, in)`` layout, in checkpoint order; :func:`shard_shape` gives each rank's part."""
+    layer = {
+        "input_layernorm.weight": (hidden,), "input_layernorm.bias": (hidden,),
+        "attention.query_key_value.weight": (3 * hidden, hidden), "attention.query_key_value.bias": (3 * hidden,),
+        "attention.dense.weight": (hidden, hidden), "attention.dense.bias": (hidden,),
+        "post_attention_layernorm.weight": (hidden,), "post_attention_layernorm.bias": (hidden,),
+        "mlp.dense_h_to_4h.weight": (inner, hidden), "mlp.dense_h_to_4h.bias": (inner,),
+        "mlp.dense_4h_to_h.weight": (hidden, inner), "mlp.dense_4h_to_h.bias": (hidden,),
+    }
+    shapes = {"word_embeddings.weight": (vocab, hidden), "position_embeddings.weight": (positions, hidden)}
+    layout = {}
+    for name, split in megatron_splits(num_layers).items():
+        match = LAYER_RE.match(name)
+        layout[name] = (layer[match.group(2)] if match else shapes.get(name, (hidden,)), split)
+    return layout
+
+
+def shard_shape(shape, split, num_shards):
+    """The shape of one rank's part of a merged tensor of ``shape`` split as ``split``."""
+    if split in ("rows", "qkv"):
+        return (shape[0] // num_shards, *shape[1:])
+    if split == "cols":
+        return (shape[0], shape[1] // num_shards)
+    return tuple(shape)
+
+
+def split_tensor(value, split, num_shards):
+    """One merged torch tensor -> its ``num_shards`` rank parts, as Megatron's mpu lays them out
+    (the inverse of :meth:`MegatronCheckpoint.iter_hf_tensors`' merge): vocabulary and
+    column-parallel output rows, ``query_key_value`` per rank as ``[q_r; k_r; v_r]`` over its own
+    heads, row-parallel input columns, the rest replicated. Each part is a compact copy."""
+    import torch
+
+    if split is None:
+        parts = [value] * num_shards
+    elif split == "qkv":
+        q, k, v = (third.chunk(num_shards, 0) for third in value.chunk(3, 0))
+        parts = [torch.cat(heads, 0) for heads in zip(q, k, v)]
+    else:
+        parts = value.chunk(num_shards, 0 if split == "rows" else 1)
+    return [part.clone().contiguous() for part in parts]
+
+
+def megatron_split(hf_state, num_shards):
+    """An unsharded Hugging Face GPT-2 state dict (names ``transformer.wte.weight``, ...; torch
+    tensors or arrays; other entries such as ``lm_head.weight`` are ignored) -> ``num_shards``
+    Megatron rank state dicts, weights in torch Linear ``(out, in)`` layout (HF's Conv1D
+    transposed). Writing them with :func:`write_megatron_checkpoint` and reading them back with
+    :class:`MegatronCheckpoint` gives the same tensors."""
+    import torch
+
+    layers = {int(match.group(1)) for match in map(HF_LAYER_RE.match, hf_state) if match}
+    hf_names = {"word_embeddings.weight": "transformer.wte.weight",
+                "position_embeddings.weight": "transformer.wpe.weight",
+                "transformer.final_layernorm.weight": "transformer.ln_f.weight",
+                "transformer.final_layernorm.bias": "transformer.ln_f.bias"}
+    shards = [{} for _ in range(num_shards)]
+    for name, split in megatron_splits(len(layers)).items():
+        match = LAYER_RE.match(name)
+        hf_name = f"transformer.h.{match.group(1)}.{HF_LAYER_NAMES[match.group(2)]}" if match else hf_names[name]
+        if hf_name not in hf_state:
+            raise MegatronError(f"the GPT-2 state dict has no '{hf_name}' (for Megatron's '{name}')")
+        value = torch.as_tensor(hf_state[hf_name])
+        if match and name.endswith(".weight") and value.ndim == 2:  # Conv1D (in, out) -> Linear (out, in)
+            value = value.t()
+        for shard, part in zip(shards, split_tensor(value, split, num_shards)):
+            shard[name] = part
+    return shards
+
+
+def random_megatron_shards(num_layers, hidden, inner, vocab, positions, num_shards, seed=0, dtype=None):
+    """Yield the rank state dicts of a random Megatron GPT-2 one at a time (float16 unless
+    ``dtype``): weights and biases drawn from N(0, 0.02), LayerNorm weights 1. Replicated
+    tensors are seeded by name only, so they are equal on every rank, as in Megatron."""
+    import zlib
+
+    import torch
+
+    dtype = torch.float16 if dtype is None else dtype
+    layout = megatron_layout(num_layers, hidden, inner, vocab, positions)
+    for rank in range(num_shards):
+        state = {}
+        for name, (shape, split) in layout.items():
+            tensor = torch.empty(shard_shape(shape, split, num_shards), dtype=dtype)
+            if name.endswith("layernorm.weight"):
+                state[name] = tensor.fill_(1.0)
+                continue
+            offset = 0 if split is None else rank
+            generator = torch.Generator().manual_seed(seed * 7919 + zlib.crc32(name.encode()) + offset)
+            state[name] = tensor.normal_(0.0, 0.02, generator=generator)
+        yield state
+
+
+def write_megatron_checkpoint(root, shards, num_shards=None, dtype=None, iteration=80000, key="module",
+                              legacy=False, extra=None):
+    """Write rank state dicts as a model-parallel Megatron/DeepSpeed checkpoint, laid out as
+    CPM-Generate's release: ``root/latest_checkpointed_iteration.txt`` and
+    ``root/<iteration>/mp_rank_XX_model_states.pt`` (``iteration=None``: the shard files right in
+    ``root``, no tracker file). Each file holds ``{key: state dict, 'iteration', 'mp_world_size',
+    'dp_world_size'}`` plus ``extra``; ``dtype`` casts the tensors; ``legacy`` uses torch's pre-1.6
+    file format.
+
+    ``shards``: a list of state dicts, or any iterable of them with ``num_shards`` given (a
+    generator such as :func:`random_megatron_shards` keeps one shard in memory at a time). Every
+    file is written under a temporary name and renamed when complete, the tracker file last.
+    Returns the shard paths by rank."""
+    import torch
+
+    if num_shards is None and not hasattr(shards, "__len__"):
+        raise ValueError("write_megatron_checkpoint: shards is an iterator: give num_shards too")
+    num_shards = len(shards) if num_shards is None else int(num_shards)
+    root = os.fspath(root)
+    folder = os.path.join(root, str(iteration)) if iteration is not None else root
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for rank, state in enumerate(shards):
+        if dtype is not None:
+            state = {name: value.to(dtype) for name, value in state.items()}
+        record = {key: state, "iteration": iteration, "mp_world_size": num_shards, "dp_world_size": 1,
+                  **(extra or {})}
+        paths.append(os.path.join(folder, f"mp_rank_{rank:02d}_model_states.pt"))
+        _write_atomically(paths[-1], lambda tmp: torch.save(record, tmp, _use_new_zipfile_serialization=not legacy))
+        del state, record
+    if len(paths) != num_shards:
+        raise ValueError(f"write_megatron_checkpoint: got {len(paths)} shard(s), but num_shards={num_shards}")
+    if iteration is not None:
+        _write_atomically(os.path.join(root, TRACKER_FILE), lambda tmp: _write_text(tmp, f"{iteration}\n"))
+    return paths
+
+
+def _write_atomically(path, write):
+    """``write(temporary path)``, then rename it to ``path``; on failure nothing is left behind."""
+    tmp = path + ".tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)

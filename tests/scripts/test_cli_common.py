@@ -3,7 +3,6 @@ examples' spacing intact, benchmarks that print their table and write docs/ only
 and quiet TensorFlow (no CUDA-probe errors, no start-up log) for the scripts and the package."""
 
 import ast
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,10 +10,11 @@ import sys
 import pytest
 
 from tests.helpers import ROOT
+from toolkit.benchmarking import report
 
 SCRIPTS = os.path.join(ROOT, "scripts")
-HELP_SCRIPTS = ["bench_attention", "bench_encoder", "bench_generate", "bench_long_bert", "convert_cpm_lm",
-                "generate_cpm", "long_text_bert", "train_xiangqi"]
+HELP_SCRIPTS = ["bench_attention", "bench_cpm", "bench_encoder", "bench_generate", "bench_long_bert",
+                "convert_cpm_lm", "generate_cpm", "long_text_bert", "train_xiangqi"]
 
 
 def _python(args, env_update=(), drop=(), timeout=120):
@@ -42,53 +42,76 @@ def test_help_shows_defaults_and_keeps_the_examples(name):
     assert proc.stderr == ""
 
 
-def _load(name, monkeypatch):
-    monkeypatch.syspath_prepend(SCRIPTS)
-    spec = importlib.util.spec_from_file_location(name, os.path.join(SCRIPTS, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-# each benchmark with its measurements replaced by fixed figures: (arguments, {function: fake})
+# each benchmark at a tiny size (seconds): its arguments
 BENCHES = {
-    "bench_encoder": (["--repeats", "1"], {
-        "time_implementations": lambda args, ids, seg: {"keras-longctx (this package)": (0.5, [0.5]),
-                                                        "keras-hub BertBackbone": (0.4, [0.4]),
-                                                        "HF transformers (torch)": (0.6, [0.6])},
-        "matmul_peak_gflops": lambda: 100.0}),
-    "bench_generate": (["--batches", "1", "--skip", "hf,keras-hub,bert4keras"], {
-        "bench_ours": lambda cfg, prompt, new, batch, repeats: 10.0,
-        "matvec_floor_tok_s": lambda layers, hidden, vocab, batch: 100.0}),
-    "bench_long_bert": (["--configs", "performer:64"], {
-        "run": lambda *args: {"first_s": 1.0, "median_s": 0.5, "peak_mb": 100.0, "model_mb": 50.0}}),
+    "bench_encoder": ["--layers", "1", "--hidden", "16", "--heads", "2", "--batch", "1", "--length", "8",
+                      "--repeats", "1"],
+    "bench_generate": ["--layers", "1", "--hidden", "16", "--heads", "2", "--vocab", "64", "--prompt", "4", "--new",
+                       "2", "--batches", "1", "--repeats", "1", "--skip", "hf,keras-hub,bert4keras"],
+    "bench_long_bert": ["--configs", "performer:64", "--layers", "1", "--nb-features", "8", "--repeats", "1"],
 }
 
 
+def _docs_copy(tmp_path):
+    """A copy of docs/benchmarks.md, and the real file's bytes (which no run may change)."""
+    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "rb") as handle:
+        tracked = handle.read()
+    (tmp_path / "benchmarks.md").write_bytes(tracked)
+    return tmp_path / "benchmarks.md", tracked
+
+
 @pytest.mark.parametrize("name", sorted(BENCHES))
-def test_benchmarks_print_the_table_and_write_only_with_write(name, monkeypatch, capsys):
-    bench = _load(name, monkeypatch)
-    args, fakes = BENCHES[name]
-    for function, fake in fakes.items():
-        monkeypatch.setattr(bench, function, fake)
-    written = []
-    monkeypatch.setattr(bench._common, "write_benchmark_section", lambda section, body, path=None:
-                        written.append((section, body)))
-    bench.main(args)
-    out = capsys.readouterr().out
-    assert "|---|" in out and "Command: `python scripts/" in out
-    assert written == []
-    bench.main(args + ["--write"])
-    out = capsys.readouterr().out
-    assert [section for section, _ in written] == [name] and written[0][1] in out
-    assert "wrote docs/benchmarks.md" in out
+def test_benchmarks_print_the_table_and_write_only_with_write(name, tmp_path):
+    md, tracked = _docs_copy(tmp_path)
+    script = os.path.join(SCRIPTS, name + ".py")
+    printed = _python([script, *BENCHES[name], "--md", str(md)], timeout=300)
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    assert "|---|" in printed.stdout and "Command: `python scripts/" in printed.stdout and "wrote" not in printed.stdout
+    assert md.read_bytes() == tracked  # without --write: the table is only printed
+    written = _python([script, *BENCHES[name], "--md", str(md), "--write"], timeout=300)
+    assert written.returncode == 0, written.stderr[-3000:]
+    assert written.stdout.splitlines()[-1] == f"wrote {md} (section {name})"
+    text = md.read_text(encoding="utf-8")
+    start, end = text.index(f"<!-- {name} -->"), text.index(f"<!-- /{name} -->")
+    section = text[start + len(f"<!-- {name} -->\n"):end]
+    assert section.strip() in written.stdout and "--write" in section
+    before = tracked.decode("utf-8")
+    assert text[:start] == before[:before.index(f"<!-- {name} -->")]  # the other sections are kept
+    assert text[end:] == before[before.index(f"<!-- /{name} -->"):]
+    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "rb") as handle:
+        assert handle.read() == tracked
+
+
+@pytest.mark.parametrize("name, args, message", [
+    ("bench_cpm", ["--new", "1"], "error: --new must be >= 2, got 1"),
+    ("bench_cpm", ["--prompt", "1000", "--new", "100"], "error: --prompt 1000 + --new 100 exceeds CPM-LM's 1024 "
+                                                         "positions"),
+    ("bench_generate", ["--cpm"], "error: the CPM-LM benchmark is scripts/bench_cpm.py now: run python "
+                                  "scripts/bench_cpm.py (--layers N for --cpm-layers N)"),
+    ("bench_long_bert", ["--configs", "flash:64"], "error: --configs 'flash:64': expected ATTENTION:LENGTH with "
+                                                   "ATTENTION one of softmax, performer, taylor and 1 <= LENGTH <= "
+                                                   "262144, e.g. performer:16384"),
+], ids=["cpm-new-1", "cpm-too-long", "generate-cpm-moved", "long-bert-config"])
+def test_benchmark_bad_input_is_one_line_exit_2(name, args, message):
+    proc = _python([os.path.join(SCRIPTS, name + ".py"), *args], timeout=60)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [message], proc.stderr[-2000:]
+
+
+def test_report_prints_always_and_writes_a_section_only_when_asked(tmp_path, capsys):
+    md, tracked = _docs_copy(tmp_path)
+    report("## Section\n\n| a |\n|---|\n", "bench_encoder", write=False, path=str(md))
+    assert capsys.readouterr().out == "## Section\n\n| a |\n|---|\n\n" and md.read_bytes() == tracked
+    report("## Section\n\n| a |\n|---|\n", "bench_new", write=True, path=str(md))
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {md} (section bench_new)"
+    assert md.read_text(encoding="utf-8") == tracked.decode("utf-8").rstrip() + \
+        "\n\n<!-- bench_new -->\n## Section\n\n| a |\n|---|\n<!-- /bench_new -->\n"
 
 
 def test_a_script_is_quiet_even_with_tf_log_level_2():
     """_common raises a lower TF_CPP_MIN_LOG_LEVEL to 3 and drops the start-up lines that no level silences."""
-    code = (f"import sys; sys.path.insert(0, {SCRIPTS!r}); import _common, keras; "
-            "print(keras.ops.convert_to_numpy(keras.ops.ones(2) + 1))")
-    proc = _python(["-c", code], env_update={"TF_CPP_MIN_LOG_LEVEL": "2"}, drop=["CUDA_VISIBLE_DEVICES"])
+    code = "import _common, keras; print(keras.ops.convert_to_numpy(keras.ops.ones(2) + 1))"
+    proc = _python(["-c", code], env_update={"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": SCRIPTS},
+                   drop=["CUDA_VISIBLE_DEVICES"])
     assert proc.returncode == 0 and proc.stdout.strip() == "[2. 2.]", proc.stderr[-2000:]
     assert proc.stderr == ""
 

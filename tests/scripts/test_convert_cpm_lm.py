@@ -1,12 +1,14 @@
 """scripts/convert_cpm_lm.py and toolkit/megatron.py: tiny model-parallel
-Megatron GPT-2 checkpoints, written here FROM an unsharded random Hugging Face
-GPT-2 (the test implements Megatron's split, the code under test the merge),
-convert to weights whose logits equal transformers' GPT2LMHeadModel."""
+Megatron GPT-2 checkpoints, written by toolkit.megatron's writer FROM an unsharded
+random Hugging Face GPT-2 (megatron_split, the inverse of the merge under test),
+convert to weights whose logits equal transformers' GPT2LMHeadModel. The script
+runs as a subprocess."""
 
 import argparse
-import importlib.util
+import json
 import os
 import random
+import re
 import subprocess
 import sys
 import warnings
@@ -18,84 +20,61 @@ import torch
 from models import build_transformer_model
 from tests.helpers import ROOT, hf_gpt2, padded_ids
 from toolkit.checkpoints import CheckpointError
-from toolkit.megatron import MegatronCheckpoint, MegatronError, find_shards, load_shard
+from toolkit.megatron import (MegatronCheckpoint, MegatronError, find_shards, load_shard, megatron_split,
+                              write_megatron_checkpoint)
 
 TOL = 1e-4
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("convert_cpm_lm", os.path.join(ROOT, "scripts", "convert_cpm_lm.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-convert = _load_script()
+SCRIPT = os.path.join(ROOT, "scripts", "convert_cpm_lm.py")
+# The converter run with models.build_transformer_model recording the configs it is given.
+RECORD_BUILDS = """
+import json, runpy, sys
+import models
+built, build = [], models.build_transformer_model
+def recording(config, *args, **kwargs):
+    built.append([config[key] for key in ("n_layer", "n_head", "n_embd", "vocab_size")])
+    return build(config, *args, **kwargs)
+models.build_transformer_model = recording
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    print("BUILT " + json.dumps(built))
+"""
 
 
 class Opaque:
     """An object no allowlist knows (stands for arbitrary pickled code)."""
 
 
-# ------------------------------------------------------------ the split
-def megatron_split(hf_sd, n_layer, n):
-    """Unsharded HF GPT-2 state dict -> ``n`` Megatron rank state dicts, laid
-    out as Megatron's mpu does: vocabulary rows, column-parallel output rows
-    (query_key_value per rank as [q_r; k_r; v_r] over its own heads),
-    row-parallel input columns, the rest replicated. Weights in torch Linear
-    (out, in) layout, i.e. HF Conv1D transposed."""
-    shards = [{} for _ in range(n)]
-
-    def put(key, parts):
-        for s, p in zip(shards, parts):
-            s[key] = p.clone().contiguous()
-
-    def rep(name):
-        return [hf_sd[name]] * n
-
-    def linear(name):
-        return hf_sd[name].t()
-
-    put("word_embeddings.weight", hf_sd["transformer.wte.weight"].chunk(n, 0))
-    put("position_embeddings.weight", rep("transformer.wpe.weight"))
-    for i in range(n_layer):
-        h, m = f"transformer.h.{i}.", f"transformer.layers.{i}."
-        put(m + "input_layernorm.weight", rep(h + "ln_1.weight"))
-        put(m + "input_layernorm.bias", rep(h + "ln_1.bias"))
-        for suffix, full in (("weight", linear(h + "attn.c_attn.weight")), ("bias", hf_sd[h + "attn.c_attn.bias"])):
-            q, k, v = (t.chunk(n, 0) for t in full.chunk(3, 0))
-            put(m + "attention.query_key_value." + suffix, [torch.cat(qkv, 0) for qkv in zip(q, k, v)])
-        put(m + "attention.dense.weight", linear(h + "attn.c_proj.weight").chunk(n, 1))
-        put(m + "attention.dense.bias", rep(h + "attn.c_proj.bias"))
-        put(m + "post_attention_layernorm.weight", rep(h + "ln_2.weight"))
-        put(m + "post_attention_layernorm.bias", rep(h + "ln_2.bias"))
-        put(m + "mlp.dense_h_to_4h.weight", linear(h + "mlp.c_fc.weight").chunk(n, 0))
-        put(m + "mlp.dense_h_to_4h.bias", hf_sd[h + "mlp.c_fc.bias"].chunk(n, 0))
-        put(m + "mlp.dense_4h_to_h.weight", linear(h + "mlp.c_proj.weight").chunk(n, 1))
-        put(m + "mlp.dense_4h_to_h.bias", rep(h + "mlp.c_proj.bias"))
-    put("transformer.final_layernorm.weight", rep("transformer.ln_f.weight"))
-    put("transformer.final_layernorm.bias", rep("transformer.ln_f.bias"))
-    return shards
+def deepspeed_metadata(fp16=False):
+    """What DeepSpeed stores beside the weights in CPM-Generate's files: objects the loader must allowlist."""
+    return {"skipped_steps": 0, "global_steps": 80000, "csr_tensor_module_names": set(),
+            "random_rng_state": random.getstate(), "np_rng_state": np.random.get_state(),
+            "torch_rng_state": torch.get_rng_state(), "args": argparse.Namespace(num_layers=2, fp16=fp16)}
 
 
-def write_release(root, shards, dtype=torch.float32, iteration=80000, key="module", legacy=False, extra=None):
-    """Write shards as CPM-Generate's release: ``root/latest_checkpointed_iteration.txt``
-    and ``root/80000/mp_rank_XX_model_states.pt`` with DeepSpeed/Megatron metadata."""
-    folder = os.path.join(root, str(iteration)) if iteration else str(root)
-    os.makedirs(folder, exist_ok=True)
-    if iteration:
-        with open(os.path.join(root, "latest_checkpointed_iteration.txt"), "w") as f:
-            f.write(f"{iteration}\n")
-    for r, state in enumerate(shards):
-        obj = {key: {k: v.to(dtype) for k, v in state.items()}, "iteration": iteration,
-               "mp_world_size": len(shards), "dp_world_size": 1, "skipped_steps": 0, "global_steps": iteration,
-               "csr_tensor_module_names": set(), "random_rng_state": random.getstate(),
-               "np_rng_state": np.random.get_state(), "torch_rng_state": torch.get_rng_state(),
-               "args": argparse.Namespace(num_layers=2, fp16=dtype == torch.float16),
-               **(extra or {})}
-        torch.save(obj, os.path.join(folder, f"mp_rank_{r:02d}_model_states.pt"),
-                   _use_new_zipfile_serialization=not legacy)
-    return folder
+def write_release(root, shards, dtype=None, extra=None, **kwargs):
+    """toolkit.megatron's writer with DeepSpeed's metadata; returns the shard folder."""
+    metadata = {**deepspeed_metadata(fp16=dtype == torch.float16), **(extra or {})}
+    paths = write_megatron_checkpoint(root, shards, dtype=dtype, extra=metadata, **kwargs)
+    return os.path.dirname(paths[0])
+
+
+def convert(*args, check=True):
+    """Run the converter; with ``check`` it must succeed."""
+    proc = subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def assert_one_line_error(proc, pattern):
+    """Bad input: exit 2 and one line ``error: ...`` matching ``pattern``."""
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    assert re.search(pattern, lines[0]), lines[0]
 
 
 def reference(seed, fp16=False, **overrides):
@@ -123,21 +102,19 @@ LENGTHS = [11, 6, 2]
 
 
 # ---------------------------------------------------------------- tests
-def test_two_fp32_shards_convert_to_keras_weights_equal_to_hf(tmp_path, monkeypatch):
+def test_two_fp32_shards_convert_to_keras_weights_equal_to_hf(tmp_path):
     hf = reference(seed=11)
     src = tmp_path / "CPM"
-    write_release(src, megatron_split(hf.state_dict(), 2, 2))
+    write_release(src, megatron_split(hf.state_dict(), 2))
     out = tmp_path / "out"
-    import models
-
-    built, build = [], models.build_transformer_model
-    monkeypatch.setattr(models, "build_transformer_model", lambda config, *a, **k: built.append(config) or
-                        build(config, *a, **k))
-    written = convert.main([str(src), str(out), "--num-layers", "2", "--num-heads", "4", "--quiet"])
+    proc = subprocess.run([sys.executable, "-c", RECORD_BUILDS, SCRIPT, str(src), str(out), "--num-layers", "2",
+                           "--num-heads", "4", "--quiet"], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(SCRIPT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    built = json.loads(proc.stdout.split("BUILT ")[-1])
     # streamed: only the tiny shadow of the architecture is ever built, never the full-size model
-    assert [(c["n_layer"], c["n_head"], c["n_embd"], c["vocab_size"]) for c in built] == [(2, 4, 4, 4)]
+    assert built == [[2, 4, 4, 4]]
     assert sorted(os.listdir(out)) == ["config.json", "model.weights.h5"]  # no temp files
-    assert sorted(map(os.path.basename, written)) == ["config.json", "model.weights.h5"]
 
     import transformers
 
@@ -155,9 +132,9 @@ def test_two_fp32_shards_convert_to_keras_weights_equal_to_hf(tmp_path, monkeypa
 def test_fp16_shards_also_write_tf_checkpoint_and_safetensors(tmp_path):
     hf = reference(seed=21, fp16=True)
     src = tmp_path / "CPM"
-    write_release(src, megatron_split(hf.state_dict(), 2, 2), dtype=torch.float16)
+    write_release(src, megatron_split(hf.state_dict(), 2), dtype=torch.float16)
     out = tmp_path / "out"
-    convert.main([str(src / "80000"), str(out), "--num-heads", "4", "--tf-checkpoint", "--safetensors", "--quiet"])
+    convert(src / "80000", out, "--num-heads", "4", "--tf-checkpoint", "--safetensors", "--quiet")
     assert sorted(os.listdir(out)) == ["checkpoint", "config.json", "model.ckpt.data-00000-of-00001",
                                        "model.ckpt.index", "model.safetensors", "model.weights.h5"]
 
@@ -182,7 +159,7 @@ def test_four_legacy_format_shards_merge_exactly(tmp_path):
     mmap-able), state dict under 'model', shards directly in the folder."""
     hf = reference(seed=31, vocab_size=132)
     sd = hf.state_dict()
-    write_release(tmp_path, megatron_split(sd, 2, 4), iteration=None, key="model", legacy=True)
+    write_release(tmp_path, megatron_split(sd, 4), iteration=None, key="model", legacy=True)
     ckpt = MegatronCheckpoint(tmp_path, num_heads=4)
     assert len(ckpt.paths) == 4 and "not memory-mapped" in ckpt.load_info[0]
     assert "allowlisted" in ckpt.load_info[0] and "argparse.Namespace" in ckpt.load_info[0]
@@ -198,38 +175,43 @@ def test_four_legacy_format_shards_merge_exactly(tmp_path):
 
 def test_missing_shard_is_named(tmp_path):
     hf = reference(seed=41)
-    folder = write_release(tmp_path / "a", megatron_split(hf.state_dict(), 2, 2))
+    folder = write_release(tmp_path / "a", megatron_split(hf.state_dict(), 2))
     os.rename(os.path.join(folder, "mp_rank_01_model_states.pt"), os.path.join(folder, "mp_rank_02_model_states.pt"))
-    with pytest.raises(MegatronError, match=r"missing shard.*mp_rank_01_model_states\.pt.*found ranks \[0, 2\]"):
-        convert.main([str(tmp_path / "a"), str(tmp_path / "out"), "--quiet"])
+    assert_one_line_error(convert(tmp_path / "a", tmp_path / "out", "--quiet", check=False),
+                          r"missing shard.*mp_rank_01_model_states\.pt.*found ranks \[0, 2\]")
     # the last rank gone: caught by DeepSpeed's recorded mp_world_size
     os.remove(os.path.join(folder, "mp_rank_02_model_states.pt"))
-    with pytest.raises(MegatronError, match="mp_world_size=2 but 1 shard"):
-        convert.main([str(folder), str(tmp_path / "out"), "--quiet"])
+    assert_one_line_error(convert(folder, tmp_path / "out", "--quiet", check=False), "mp_world_size=2 but 1 shard")
     assert not os.path.exists(tmp_path / "out")
 
 
 def test_shape_mismatch_and_wrong_layer_count(tmp_path):
     hf = reference(seed=51)
-    shards = megatron_split(hf.state_dict(), 2, 2)
+    shards = megatron_split(hf.state_dict(), 2)
     write_release(tmp_path / "good", shards)
-    with pytest.raises(MegatronError, match=r"has 2 transformer layers.*but 3 were expected"):
-        convert.main([str(tmp_path / "good"), str(tmp_path / "out"), "--num-layers", "3", "--quiet"])
-    with pytest.raises(MegatronError, match="not divisible by the 2 model-parallel shards"):
-        convert.main([str(tmp_path / "good"), str(tmp_path / "out"), "--num-heads", "1", "--quiet"])
+    assert_one_line_error(convert(tmp_path / "good", tmp_path / "out", "--num-layers", "3", "--quiet", check=False),
+                          r"has 2 transformer layers.*but 3 were expected")
+    assert_one_line_error(convert(tmp_path / "good", tmp_path / "out", "--num-heads", "1", "--quiet", check=False),
+                          "not divisible by the 2 model-parallel shards")
 
     key = "transformer.layers.1.mlp.dense_h_to_4h.weight"
     shards[1][key] = shards[1][key][:60]
     write_release(tmp_path / "bad", shards)
     with pytest.raises(MegatronError, match=rf"'{key}' has shape \(64, 32\) in mp_rank_00_model_states.pt "
                                             r"but \(60, 32\) in mp_rank_01_model_states.pt"):
-        convert.main([str(tmp_path / "bad"), str(tmp_path / "out"), "--quiet"])
+        MegatronCheckpoint(tmp_path / "bad", num_heads=4)
+    for rank in range(2):  # each rank's own shape fits the split, but not hidden size 32
+        shards[rank][key] = torch.zeros(60, 32)
+    write_release(tmp_path / "bad2", shards)
+    assert_one_line_error(convert(tmp_path / "bad2", tmp_path / "out", "--num-heads", "4", "--quiet", check=False),
+                          rf"'{key}' has shape \(60, 32\) per shard, expected \(64, 32\) for hidden size 32 "
+                          r"\(from word_embeddings.weight\) split 2 ways")
     assert not os.path.exists(tmp_path / "out")
 
 
 def test_unknown_pickled_objects_need_trust(tmp_path):
     hf = reference(seed=61)
-    folder = write_release(tmp_path, megatron_split(hf.state_dict(), 1, 2), extra={"opaque": Opaque()})
+    folder = write_release(tmp_path, megatron_split(hf.state_dict(), 2), extra={"opaque": Opaque()})
     path = os.path.join(folder, "mp_rank_00_model_states.pt")
     with pytest.raises(MegatronError, match=r"Opaque.*--trust-pickle"):
         load_shard(path)
@@ -255,11 +237,9 @@ def test_assign_from_named_arrays_errors():
         t.assign_from_named_arrays((k, v) for k, v in sd.items() if "ln_f" not in k)
 
 
-def test_help(capsys):
-    with pytest.raises(SystemExit) as e:
-        convert.main(["--help"])
-    assert e.value.code == 0
-    assert "--tf-checkpoint" in capsys.readouterr().out
+def test_help():
+    proc = convert("--help")
+    assert "--tf-checkpoint" in proc.stdout and proc.stderr == ""
 
 
 def test_command_line_errors_are_one_line_exit_2(tmp_path):

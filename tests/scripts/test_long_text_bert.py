@@ -1,7 +1,7 @@
-"""scripts/long_text_bert.py: bad input is one line (an empty text used to hang), and the
-document it embeds says whether the text was cut, repeated (only with --repeat) or kept whole."""
+"""scripts/long_text_bert.py (run as a subprocess): bad input is one line (an empty text used
+to hang), and the document it embeds says whether the text was cut, repeated (only with
+--repeat) or kept whole."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -18,14 +18,6 @@ def _run(*args, timeout=60):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
     return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=timeout,
                           cwd=ROOT, env=env)
-
-
-def _module(monkeypatch):
-    monkeypatch.syspath_prepend(SCRIPTS)
-    spec = importlib.util.spec_from_file_location("long_text_bert", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _minilm_tokens(text):
@@ -73,18 +65,18 @@ def test_a_short_text_is_repeated_with_repeat_and_says_so(tmp_path):
     assert proc.stderr == ""  # quiet, although TF_CPP_MIN_LOG_LEVEL=2: no cuInit, no start-up log
 
 
-def test_cut_whole_and_repeated_documents(monkeypatch):
-    script = _module(monkeypatch)
-    tokens = ["a", "b", "c", "d"]
-    doc, note = script.document_tokens(tokens, "x.txt", 5, repeat=False)
-    assert doc == ["[CLS]", "a", "b", "c", "[SEP]"]
-    assert note == "text has 4 tokens: cut to the first 3 (--tokens 5 with [CLS], [SEP])"
-    doc, note = script.document_tokens(tokens, "x.txt", 9, repeat=False)  # no silent repetition
-    assert doc == ["[CLS]", *tokens, "[SEP]"]
-    assert note == "text has 4 tokens: embedded whole, 6 with [CLS], [SEP] (fewer than --tokens 9; " \
-                   "--repeat repeats it up to 9)"
-    doc, note = script.document_tokens(tokens, "x.txt", 12, repeat=True)
-    assert doc == ["[CLS]", *tokens, *tokens, "a", "b", "[SEP]"]
-    assert note == "text has 4 tokens: repeated 2.5x to 12 (with [CLS], [SEP])"
-    doc, note = script.document_tokens(tokens, "x.txt", 6, repeat=True)
-    assert doc == ["[CLS]", *tokens, "[SEP]"] and note == "text has 4 tokens: 6 with [CLS], [SEP]"
+@pytest.mark.parametrize("tokens, note", [
+    (8, "text has {count} tokens: cut to the first 6 (--tokens 8 with [CLS], [SEP])"),
+    (40, "text has {count} tokens: embedded whole, {whole} with [CLS], [SEP] (fewer than --tokens 40; "
+         "--repeat repeats it up to 40)"),
+], ids=["cut", "whole-without-repeat"])
+def test_a_long_text_is_cut_and_a_short_one_kept_whole_without_repeat(tmp_path, tokens, note):
+    text = "The quick brown fox jumps over the lazy dog."
+    count = len(_minilm_tokens(text))
+    path = tmp_path / "text.txt"
+    path.write_text(text, encoding="utf-8")
+    proc = _run("--text", str(path), "--tokens", str(tokens), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"document: {path}: " + note.format(count=count, whole=count + 2)
+    assert lines[1] == f"document: {min(tokens, count + 2)} tokens (model trained on 512 positions)"
