@@ -6,7 +6,6 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-export CUDA_VISIBLE_DEVICES ?= -1
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -37,6 +36,9 @@ play: install
 	$(PY) scripts/play_xiangqi.py
 
 test: install test-tf test-jax
+
+# The tests run on the CPU (the same results on every machine); the scripts see every GPU.
+test-tf test-jax test-fast: export CUDA_VISIBLE_DEVICES ?= -1
 
 test-tf:
 	$(PY) -m pytest -q --durations=15 tests

@@ -1,5 +1,5 @@
-"""The small CLI helper shared by the command-line scripts: quiet TensorFlow start-up, CPU
-only, ``--help`` with defaults, ``--verbose``/``--write`` options and one-line errors.
+"""The small CLI helper shared by the command-line scripts: quiet TensorFlow start-up (the
+GPUs stay visible), ``--help`` with defaults, ``--verbose``/``--write`` options and one-line errors.
 ``import _common`` works in a script run as ``python scripts/x.py`` (Python puts scripts/ on
 sys.path); the packages are importable through the editable install."""
 
@@ -8,8 +8,7 @@ import os
 import sys
 
 from toolkit import quiet_startup
-# Re-exported for scripts that still take them from here; the benchmark machinery lives in toolkit.benchmarking.
-from toolkit.benchmarking import DOCS_MD, ROOT, machine_description, today, write_benchmark_section  # noqa: F401
+from toolkit.benchmarking import DOCS_MD
 
 VERBOSE = "--verbose" in sys.argv[1:] or os.environ.get("KERAS_LONGCTX_VERBOSE") == "1"
 if VERBOSE:
@@ -18,7 +17,6 @@ if VERBOSE:
 # is dropped unless --verbose; a lower TF_CPP_MIN_LOG_LEVEL already in the environment (the Makefile and
 # tests/conftest.py export 2) is raised to 3 too. See toolkit/quiet_startup.py.
 quiet_startup.install(force_level=True)
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 

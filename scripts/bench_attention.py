@@ -33,7 +33,7 @@ import json
 import os
 import sys
 
-import _common  # quiet TF, CPU only, one-line errors
+import _common  # quiet TF, one-line errors
 
 from toolkit import attention_benchmark as bench
 from toolkit import benchmarking

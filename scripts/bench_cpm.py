@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-import _common  # quiet TF, CPU only, one-line errors
+import _common  # quiet TF, one-line errors
 
 from toolkit import benchmarking
 from toolkit.megatron import random_megatron_shards, write_megatron_checkpoint

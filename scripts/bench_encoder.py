@@ -10,7 +10,7 @@ one process. Prints a table; --write also puts it into docs/benchmarks.md.
 import argparse
 import os
 
-import _common  # quiet TF, CPU only, one-line errors
+import _common  # quiet TF, one-line errors
 import numpy as np
 
 from toolkit import benchmarking

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 
-import _common  # quiet TF, CPU only, one-line errors
+import _common  # quiet TF, one-line errors
 import numpy as np
 
 from toolkit import benchmarking

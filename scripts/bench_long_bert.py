@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 
-import _common  # quiet TF, CPU only, one-line errors
+import _common  # quiet TF, one-line errors
 
 from toolkit import benchmarking
 

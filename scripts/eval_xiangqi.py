@@ -31,8 +31,9 @@ import json
 import os
 import sys
 
-import _common  # quiet TF, CPU only, one-line errors
+import _common  # quiet TF, one-line errors
 
+from toolkit import benchmarking
 from toolkit.xiangqi.evaluation import (add_held_out_figures, engine_match_sizes, held_out_games, load_merge,
                                         make_players, merge_into, plan_from, report, run_conditioning, run_matches,
                                         uses_engine)
@@ -130,12 +131,12 @@ def figures_writer(args, res, command, model_dir):
 
     def flush(final=False):
         res["complete"] = final
-        body = report(res, command, _common.machine_description(), _common.today())
+        body = report(res, command, benchmarking.machine_description(), benchmarking.today())
         body += "" if final else "\n\n(partial: evaluation still running or stopped)"
         if args.write:
-            _common.write_benchmark_section("xiangqi_eval", "## Xiangqi GPT evaluation\n\n" + body)
+            benchmarking.write_benchmark_section("xiangqi_eval", "## Xiangqi GPT evaluation\n\n" + body)
             card = os.path.join(model_dir, "MODEL_CARD.md")
-            _common.write_benchmark_section("xiangqi_eval", "## Evaluation\n\n" + body, path=card)
+            benchmarking.write_benchmark_section("xiangqi_eval", "## Evaluation\n\n" + body, path=card)
         if args.json:
             with open(args.json, "w") as handle:
                 json.dump(res, handle, indent=2)
@@ -153,7 +154,7 @@ def main(argv=None):
     model_dir = args.model or BUNDLED_DIR
     scorer = MoveScorer(load_xiangqi_model(model_dir))
     scorer.warmup()  # tracing is not counted in the seconds per move
-    res = {"model": os.path.relpath(model_dir, _common.ROOT) if args.model is None else model_dir, "matches": {},
+    res = {"model": os.path.relpath(model_dir, benchmarking.ROOT) if args.model is None else model_dir, "matches": {},
            "val_games": len(held_out)}
     commands = merge_into(res, old, bool(held_out)) if old is not None else []
     if held_out and args.positions > 0:

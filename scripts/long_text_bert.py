@@ -17,7 +17,7 @@ import math
 import os
 import time
 
-import _common  # quiet TF, CPU only, one-line errors
+import _common  # quiet TF, one-line errors
 import numpy as np
 
 from toolkit.benchmarking import peak_rss_mb

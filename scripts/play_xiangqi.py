@@ -31,7 +31,7 @@ Examples:
 import argparse
 import sys
 
-import _common  # quiet TF, CPU only, one-line errors
+import _common  # quiet TF, one-line errors
 
 from toolkit.xiangqi.match import ENGINE_OPENING_PLIES, MatchSettings, run_match
 from toolkit.xiangqi.model_dir import check_model_dir

@@ -135,3 +135,11 @@ def test_importing_the_package_prints_nothing(package):
     loud = _python(["-c", code], drop=["TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES"],
                    env_update={"KERAS_LONGCTX_VERBOSE": "1"})
     assert loud.returncode == 0 and loud.stderr.count("\n") >= 2
+
+
+def test_the_scripts_do_not_hide_gpus():
+    """scripts/_common.py leaves CUDA_VISIBLE_DEVICES alone: on a GPU machine training runs on the GPU."""
+    code = "import _common, os; print(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"
+    proc = _python(["-c", code], drop=["CUDA_VISIBLE_DEVICES"], env_update={"PYTHONPATH": SCRIPTS})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "unset"
