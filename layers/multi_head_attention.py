@@ -121,9 +121,9 @@ class MultiHeadAttention(keras.layers.Layer):
 
         if cache_mode not in ("update", "prefix"):
             raise ValueError(f"{self.name}: cache_mode must be 'update' or 'prefix', got {cache_mode!r}")
-        plain = type(self).attend is MultiHeadAttention.attend  # softmax: the cached paths need no transpose
+        softmax_kernel = type(self).attend is MultiHeadAttention.attend  # softmax: the cached paths need no transpose
         returned_cache = cache  # 'prefix' hands the cache back unchanged
-        if cache is not None and cache_mode == "prefix" and plain:
+        if cache is not None and cache_mode == "prefix" and softmax_kernel:
             o = self._attend_prefix(q, k, v, cache, attention_mask, training)
         elif cache is not None:
             if cache_index is None:
@@ -138,7 +138,7 @@ class MultiHeadAttention(keras.layers.Layer):
             k, v = cache[:, 0], cache[:, 1]
             if cache_mode == "update":
                 returned_cache = cache
-            if plain:
+            if softmax_kernel:
                 o = self._attend_cached(q, k, v, attention_mask, attention_bias, use_causal_mask, index, training)
             else:  # subclasses keep the (batch, length, heads, size) contract
                 k, v = ops.transpose(k, (0, 2, 1, 3)), ops.transpose(v, (0, 2, 1, 3))

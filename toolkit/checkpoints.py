@@ -133,7 +133,7 @@ class HFCheckpointReader(CheckpointReader):
             if not os.path.exists(file):
                 raise CheckpointError(f"weights file '{file}' does not exist")
             if file.endswith(".safetensors"):
-                self._open[file] = ("st", _open_safetensors(file))
+                self._open[file] = ("safetensors", _open_safetensors(file))
             else:
                 import torch
 
@@ -143,12 +143,12 @@ class HFCheckpointReader(CheckpointReader):
                     raise CheckpointError(f"cannot read torch weights '{file}': {e}") from e
                 if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
                     state = state["state_dict"]
-                self._open[file] = ("pt", state)
+                self._open[file] = ("torch", state)
         return self._open[file]
 
     def _file_keys(self, file):
-        kind, h = self._handle(file)
-        return list(h.keys())
+        _, handle = self._handle(file)
+        return list(handle.keys())
 
     def keys(self):
         return self._where.keys()
@@ -156,25 +156,25 @@ class HFCheckpointReader(CheckpointReader):
     def get(self, name):
         if name not in self._where:
             raise self.missing(name)
-        kind, h = self._handle(self._where[name])
-        t = h.get_tensor(name) if kind == "st" else h[name]
-        if not isinstance(t, np.ndarray):  # torch tensor
+        kind, handle = self._handle(self._where[name])
+        tensor = handle.get_tensor(name) if kind == "safetensors" else handle[name]
+        if not isinstance(tensor, np.ndarray):  # torch tensor
             import torch
 
-            if not self.keep_dtype or t.dtype == torch.bfloat16:
-                t = t.float()
-            t = t.detach().cpu().numpy()
+            if not self.keep_dtype or tensor.dtype == torch.bfloat16:
+                tensor = tensor.float()
+            tensor = tensor.detach().cpu().numpy()
         elif not self.keep_dtype:
-            t = t.astype(np.float32) if t.dtype.kind == "f" else t
-        return t
+            tensor = tensor.astype(np.float32) if tensor.dtype.kind == "f" else tensor
+        return tensor
 
     def shape(self, name):
         if name not in self._where:
             raise self.missing(name)
-        kind, h = self._handle(self._where[name])
-        if kind == "st":
-            return tuple(h.get_slice(name).get_shape())
-        return tuple(h[name].shape)
+        kind, handle = self._handle(self._where[name])
+        if kind == "safetensors":
+            return tuple(handle.get_slice(name).get_shape())
+        return tuple(handle[name].shape)
 
 
 def check_safetensors_file(file):
