@@ -30,7 +30,7 @@ import argparse
 import os
 import sys
 
-import _common  # quiet TF, CPU, one-line errors
+import _common  # quiet TF, one-line errors
 
 CPM_LM_HEADS, CPM_LM_HIDDEN = 32, 2560
 

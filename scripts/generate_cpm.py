@@ -47,7 +47,7 @@ import math
 import os
 import sys
 
-import _common  # quiet TF, CPU, one-line errors
+import _common  # quiet TF, one-line errors
 
 from toolkit import tokenizers  # standard library only
 from toolkit.generation import InOrder, StopStrings, check_prompt_lengths, generate_text, read_prompt_file
