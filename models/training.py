@@ -7,7 +7,10 @@ On disk, under a run directory ``OUT``::
     OUT/checkpoints/step-00000050/   model.weights.h5 (Keras 3 writes the built optimizer's
                                      variables into it too), optimizer.npz (every optimizer
                                      variable, ``iterations`` included, in order: what is
-                                     loaded), state.json (step, elapsed seconds)
+                                     loaded), random_state.npz (the model's random-generator
+                                     states, e.g. its dropout layers', which model.weights.h5
+                                     leaves out; only when it has some), state.json (step,
+                                     elapsed seconds)
     OUT/checkpoints/latest           the name of the newest complete checkpoint
     OUT/log.csv                      Keras' CSVLogger: a row per logging period, with step and lr
 
@@ -53,6 +56,7 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 LOG = "log.csv"
 PARTIAL = ".partial"
+RANDOM_STATE = "random_state.npz"
 
 
 # ---------------------------------------------------------------- optimizer
@@ -139,17 +143,43 @@ def _prune(root, current, keep):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _numbered(variables):
+    return {f"v{i:04d}": np.asarray(v.numpy() if hasattr(v, "numpy") else v) for i, v in enumerate(variables)}
+
+
+def random_states(model):
+    """The model's random-generator states (Keras ``SeedGenerator``: the dropout layers' masks),
+    which ``save_weights`` leaves out; a resumed run needs them to draw the same masks."""
+    return [v for v in model.variables if v.name == "seed_generator_state"]
+
+
+def _load_random_states(model, path):
+    """Assign the states of ``path/random_state.npz`` (a checkpoint without it: left as they are)."""
+    file, states = os.path.join(path, RANDOM_STATE), random_states(model)
+    if not os.path.exists(file):
+        return
+    with np.load(file) as arrays:
+        keys = sorted(arrays.files)
+        if len(keys) != len(states):
+            raise ValueError(f"checkpoint {path} has {len(keys)} random-generator states (dropout layers), the "
+                             f"model {len(states)}: resume with the model it was written with, or start a new run "
+                             f"directory")
+        for variable, key in zip(states, keys):
+            variable.assign(arrays[key])
+
+
 def save_checkpoint(model, optimizer, root, step, elapsed, keep=2, extra=None):
-    """Write ``root/step-N/`` (weights, optimizer variables, state.json with ``step``, ``elapsed``
-    and ``extra``) atomically, point ``root/latest`` at it, keep the newest ``keep``; returns its path."""
+    """Write ``root/step-N/`` (weights, optimizer variables, random-generator states, state.json
+    with ``step``, ``elapsed`` and ``extra``) atomically, point ``root/latest`` at it, keep the
+    newest ``keep``; returns its path."""
     final = _step_dir(root, step)
     tmp = final + PARTIAL
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     model.save_weights(os.path.join(tmp, "model.weights.h5"))
-    np.savez(os.path.join(tmp, "optimizer.npz"),
-             **{f"v{i:04d}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
-                for i, v in enumerate(optimizer.variables)})
+    np.savez(os.path.join(tmp, "optimizer.npz"), **_numbered(optimizer.variables))
+    if random_states(model):
+        np.savez(os.path.join(tmp, RANDOM_STATE), **_numbered(random_states(model)))
     state = {"step": int(step), "elapsed": float(elapsed), "n_optimizer_variables": len(optimizer.variables)}
     save_json(dict(extra or {}, **state), os.path.join(tmp, "state.json"))
     shutil.rmtree(final, ignore_errors=True)
@@ -173,7 +203,8 @@ def latest_checkpoint(root):
 
 
 def load_checkpoint(model, optimizer, path):
-    """Load a :func:`save_checkpoint` directory into ``model`` and ``optimizer``; returns its state dict."""
+    """Load a :func:`save_checkpoint` directory into ``model`` (weights and random-generator
+    states) and ``optimizer``; returns its state dict."""
     optimizer.build(model.trainable_variables)
     model.load_weights(os.path.join(path, "model.weights.h5"))
     with np.load(os.path.join(path, "optimizer.npz")) as arrays:
@@ -184,6 +215,7 @@ def load_checkpoint(model, optimizer, path):
                              f"with (gradient accumulation, EMA), or start a new run directory")
         for variable, key in zip(optimizer.variables, keys):
             variable.assign(arrays[key])
+    _load_random_states(model, path)
     with open(os.path.join(path, "state.json")) as f:
         return json.load(f)
 
@@ -311,4 +343,4 @@ class TrainingRun:
 
 
 __all__ = ["make_optimizer", "warmup_decay_schedule", "warmup_steps_for", "WarmupLinearDecay", "save_checkpoint",
-           "latest_checkpoint", "load_checkpoint", "sync_state", "TrainingRun"]
+           "latest_checkpoint", "load_checkpoint", "random_states", "sync_state", "TrainingRun"]

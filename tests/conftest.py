@@ -37,6 +37,8 @@ SLOW_FILES = (
     "tests/models/test_minilm_real_weights.py",
     "tests/models/test_save_load.py",
     "tests/models/test_training.py",
+    "tests/models/test_classifier.py",
+    "tests/models/test_mlm_training.py",
 )
 SLOW_TESTS = (
     "tests/models/test_xiangqi_model.py::test_training",
