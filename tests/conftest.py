@@ -42,8 +42,11 @@ SLOW_FILES = (
 )
 SLOW_TESTS = (
     "tests/models/test_xiangqi_model.py::test_training",
-    "tests/models/test_xiangqi_model.py::test_scorer_cache",
+    "tests/models/test_xiangqi_model.py::test_cache_reuse",
     "tests/models/test_xiangqi_model.py::test_top_move",
+    "tests/models/test_xiangqi_model.py::test_resume",
+    "tests/models/test_xiangqi_model.py::test_init_from",
+    "tests/models/test_attention_swap.py::test_performer_similarity",
     "tests/toolkit/test_xiangqi_rules.py::test_in_check",
     "tests/toolkit/test_xiangqi_material.py::",
     "tests/toolkit/test_tokenizers.py::test_matches_transformers",
