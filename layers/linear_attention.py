@@ -67,6 +67,26 @@ def quadratic_kernel_attention(q_feat, k_feat, v, mask=None):
     return _safe_divide(num, den)
 
 
+def _bidirectional(q_feat, k_feat, v, key_mask, q_offset, k_offset, key_scale):
+    """The bidirectional case of :func:`linear_attention`, heads first."""
+    # a ones column on v gives the normaliser K'^T 1 in the same contraction (one pass over the features)
+    v1 = ops.concatenate([v, ops.ones_like(v[..., :1])], axis=-1)
+    mask = None if key_mask is None else ops.cast(key_mask, "bool")[:, None, :, None]
+    if mask is not None:
+        v1 = ops.where(mask, v1, ops.zeros_like(v1))  # masked keys: (d + 1)-wide zeros, not n x m ones
+    if key_scale is None:
+        kv = ops.einsum("bhkm,bhkd->bhmd", k_feat, v1)  # (b, h, m, d + 1)
+    else:
+        kv = ops.einsum("bhkm,bhkd->bhmd", k_feat, ops.cast(key_scale, v1.dtype) * v1)
+    if k_offset:
+        kv = kv + k_offset * ops.sum(v1, axis=2, keepdims=True)
+    out = ops.matmul(q_feat, kv)
+    if q_offset:
+        out = out + q_offset * ops.sum(kv, axis=2, keepdims=True)
+    # no visible key: numerator and denominator are both exactly 0, and 0 / tiny = 0
+    return out[..., :-1] / ops.maximum(out[..., -1:], 1e-30)
+
+
 def linear_attention(q_feat, k_feat, v, key_mask=None, causal=False, chunk_size=128, layout="blhd",
                      q_offset=0.0, k_offset=0.0, key_scale=None):
     """Kernelized attention with feature maps already applied.
@@ -117,22 +137,7 @@ def linear_attention(q_feat, k_feat, v, key_mask=None, causal=False, chunk_size=
             k_feat = k_feat * ops.cast(key_scale, k_feat.dtype)
     v = ops.cast(v, k_feat.dtype)
     if not causal:
-        # a ones column on v gives the normaliser K'^T 1 in the same contraction (one pass over the features)
-        v1 = ops.concatenate([v, ops.ones_like(v[..., :1])], axis=-1)
-        mask = None if key_mask is None else ops.cast(key_mask, "bool")[:, None, :, None]
-        if mask is not None:
-            v1 = ops.where(mask, v1, ops.zeros_like(v1))  # masked keys: (d + 1)-wide zeros, not n x m ones
-        if key_scale is None:
-            kv = ops.einsum("bhkm,bhkd->bhmd", k_feat, v1)  # (b, h, m, d + 1)
-        else:
-            kv = ops.einsum("bhkm,bhkd->bhmd", k_feat, ops.cast(key_scale, v1.dtype) * v1)
-        if k_offset:
-            kv = kv + k_offset * ops.sum(v1, axis=2, keepdims=True)
-        out = ops.matmul(q_feat, kv)
-        if q_offset:
-            out = out + q_offset * ops.sum(kv, axis=2, keepdims=True)
-        # no visible key: numerator and denominator are both exactly 0, and 0 / tiny = 0
-        return out[..., :-1] / ops.maximum(out[..., -1:], 1e-30)
+        return _bidirectional(q_feat, k_feat, v, key_mask, q_offset, k_offset, key_scale)
     k_feat = _mask_keys(k_feat, key_mask, heads_first=True)
 
     lq, lk = q_feat.shape[2], k_feat.shape[2]
