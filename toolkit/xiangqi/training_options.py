@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from ..option_checks import check_minimums
 from .training_data import BatchSettings
 
 
@@ -43,11 +44,8 @@ class XiangqiTrainingOptions:
 
     def check(self):
         """Raise ValueError (one line naming the option and its value) for a setting that cannot work."""
-        for name, minimum in (("steps", 1), ("batch_size", 1), ("checkpoint_every", 1), ("max_len", 8),
-                              ("workers", 1), ("stop_after", 1), ("warmup", 0)):
-            value = getattr(self, name)
-            if value is not None and value < minimum:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+        check_minimums(self, (("steps", 1), ("batch_size", 1), ("checkpoint_every", 1), ("max_len", 8),
+                              ("workers", 1), ("stop_after", 1), ("warmup", 0)))
         for name in ("legal_weight", "lr", "weight_decay"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
