@@ -1,7 +1,8 @@
 """Masked-LM pretraining of a BERT (what ``scripts/pretrain_mlm.py`` runs): the data of
 :mod:`toolkit.mlm_data`, a BERT with its MLM head (``build_transformer_model(...,
-with_mlm='linear')``), the masked cross-entropy and masked-token accuracy (only the selected
-positions count), and the resumable run of :mod:`models.training` (AdamW with warmup +
+with_mlm='linear')``; by default the training model computes the vocabulary logits only at the
+selected positions, :func:`build_mlm_model`), the masked cross-entropy and masked-token accuracy
+(only the selected positions count), and the resumable run of :mod:`models.training` (AdamW with warmup +
 cosine decay, gradient accumulation, EMA, atomic checkpoints, exact resume, CSV log, a
 held-out evaluation every period).
 
@@ -23,28 +24,55 @@ import keras
 from keras import ops
 
 from models.builder import build_transformer_model
+from models.transformer_model import TransformerModel
 from models.training import TrainingRun, latest_checkpoint, make_optimizer
 from toolkit.checkpoints import save_json
-from toolkit.mlm_data import batches, held_out_batch, prepare_data
+from toolkit.mlm_data import HEADS, batches, held_out_batch, prepare_data
 from toolkit.tokenizers import Tokenizer, check_vocab_size
 from toolkit.training_log import Panel, plot_log
 
+BUNDLED_BERT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bert_zh_model")
 TRAIN_CONFIG = "train_config.json"
 MODEL_DIR = "model"
 FLAG_OF = {"num_hidden_layers": "--layers", "hidden_size": "--hidden", "num_attention_heads": "--heads",
            "intermediate_size": "--intermediate", "max_position_embeddings": "--max-length",
            "hidden_dropout_prob": "--dropout", "attention_probs_dropout_prob": "--dropout",
            "batch_size": "--batch-size", "seed": "--seed", "held_out": "--held-out", "mask_rate": "--mask-rate",
-           "grad_accum": "--grad-accum", "ema": "--ema"}
+           "grad_accum": "--grad-accum", "ema": "--ema", "mlm_head": "--mlm-head"}
 PANELS = [Panel("masked-LM pretraining", "cross-entropy of the masked tokens (nats)", ("loss", "val_loss")),
           Panel("masked-token accuracy", "argmax is the original token",
                 ("masked_token_accuracy", "val_masked_token_accuracy"))]
 
 
 # ------------------------------------------------------------ model, loss
-def build_mlm_model(config, vocab_size):
-    """A BERT of ``config`` (HF key names) over ``vocab_size`` tokens with its MLM head (logits)."""
-    return build_transformer_model(dict(config, vocab_size=vocab_size, type_vocab_size=2), with_mlm="linear")
+MLM_HEAD_LAYERS = ("MLM-Dense", "MLM-Norm", "Embedding-Token", "MLM-Bias", "MLM-Activation")
+
+
+def build_mlm_model(config, vocab_size, head="masked"):
+    """A BERT of ``config`` (HF key names) over ``vocab_size`` tokens with its MLM head (logits).
+
+    ``head='all'``: the model of ``build_transformer_model(..., with_mlm='linear')``, inputs
+    ``[token_ids, segment_ids]``, logits ``(batch, length, vocab)``. ``head='masked'`` (what
+    pretraining uses): a third input ``Input-Masked-Positions`` ``(batch, slots)``, the encoder's
+    output gathered at those positions and the same MLM layers (shared weights: MLM-Dense,
+    MLM-Norm, the tied Embedding-Token, MLM-Bias), logits ``(batch, slots, vocab)``: only the
+    positions the loss counts pay for the vocabulary projection. Either way ``model.transformer``
+    is the BERT, whose ``model`` is the full one (:func:`save_mlm_model` writes it)."""
+    if head not in HEADS:
+        raise ValueError(f"head={head!r}: give {' or '.join(repr(name) for name in HEADS)}")
+    full = build_transformer_model(dict(config, vocab_size=vocab_size, type_vocab_size=2), with_mlm="linear")
+    if head == "all":
+        return full
+    transformer = full.transformer
+    sequence = full.get_layer("MLM-Dense").input  # the encoder's output
+    positions = keras.Input((None,), dtype="int32", name="Input-Masked-Positions")
+    outputs = ops.take_along_axis(sequence, ops.expand_dims(positions, -1), axis=1)
+    for name in MLM_HEAD_LAYERS:
+        layer = transformer.layers[name]
+        outputs = layer(outputs, mode="dense") if name == "Embedding-Token" else layer(outputs)
+    model = TransformerModel(inputs=list(full.inputs) + [positions], outputs=outputs, name=full.name + "_masked_mlm")
+    model.transformer = transformer
+    return model
 
 
 def _masked_mean(values, weights):
@@ -103,9 +131,11 @@ def save_mlm_model(model, directory, vocabulary, extra=None):
     return directory
 
 
-def load_mlm_model(directory):
-    """``(model, tokenizer)`` of a :func:`save_mlm_model` folder; ValueError in one line when
-    its ``vocab.txt`` does not fit the weights' token embedding."""
+def load_mlm_model(directory=None):
+    """``(model, tokenizer)`` of a :func:`save_mlm_model` folder (default: the bundled Chinese
+    BERT, :data:`BUNDLED_BERT_DIR`); ValueError in one line when its ``vocab.txt`` does not fit
+    the weights' token embedding."""
+    directory = directory or BUNDLED_BERT_DIR
     with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
     tokenizer = Tokenizer(os.path.join(directory, "vocab.txt"), do_lower_case=config.get("do_lower_case", True))
@@ -148,6 +178,7 @@ def check_resume(out, settings):
         return
     with open(path, encoding="utf-8") as f:
         saved = json.load(f)
+    saved.setdefault("mlm_head", "all")  # a run started before --mlm-head computed the logits everywhere
     for key, value, before in _differences(settings, saved):
         raise ValueError(f"--resume {out}: {key} is {_shown(key, value)} here but {_shown(key, before)} in {path}: "
                          f"{_resume_hint(key, before)}, or a new --out")
@@ -206,7 +237,7 @@ def prepare_run(options):
         check_checkpoint_vocabulary(os.path.join(options.out, "checkpoints"), data.vocabulary)
     os.makedirs(options.out, exist_ok=True)
     keras.utils.set_random_seed(options.seed)
-    model = compile_mlm_model(build_mlm_model(config, data.vocabulary.size), options)
+    model = compile_mlm_model(build_mlm_model(config, data.vocabulary.size, options.head), options)
     save_json(settings, os.path.join(options.out, TRAIN_CONFIG))
     data.vocabulary.write(os.path.join(options.out, "vocab.txt"))
     return data, model, settings
@@ -219,7 +250,8 @@ def summarize(model, run, options, data, held_out):
                "tokens_per_second": round(run.step * options.batch_size * length / max(run.elapsed(), 1e-9), 1),
                "parameters": int(model.count_params()), "vocab_size": data.vocabulary.size, "max_length": length,
                "batch_size": options.batch_size, "lr": options.lr, "train_documents": data.train_documents,
-               "train_sequences": len(data.train), "held_out_documents": data.held_out_documents}
+               "train_sequences": len(data.train), "held_out_documents": data.held_out_documents,
+               "held_out": options.held_out}
     if held_out is not None:
         result = model.evaluate(*held_out, batch_size=options.batch_size, verbose=0, return_dict=True)
         summary["final_held_out_loss"] = float(result["loss"])
@@ -251,6 +283,6 @@ def pretrain_mlm(options, callbacks=()):
     return summary
 
 
-__all__ = ["build_mlm_model", "masked_lm_loss", "masked_token_accuracy", "compile_mlm_model", "save_mlm_model",
-           "load_mlm_model", "check_resume", "embedding_rows", "check_checkpoint_vocabulary", "refuse_to_overwrite",
-           "prepare_run", "summarize", "pretrain_mlm"]
+__all__ = ["BUNDLED_BERT_DIR", "MLM_HEAD_LAYERS", "build_mlm_model", "masked_lm_loss", "masked_token_accuracy",
+           "compile_mlm_model", "save_mlm_model", "load_mlm_model", "check_resume", "embedding_rows",
+           "check_checkpoint_vocabulary", "refuse_to_overwrite", "prepare_run", "summarize", "pretrain_mlm"]

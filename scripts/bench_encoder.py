@@ -14,22 +14,7 @@ import _common  # quiet TF, one-line errors
 import numpy as np
 
 from toolkit import benchmarking
-from toolkit.benchmarking import median_time
-
-
-def matmul_peak_gflops(n=2048, repeats=5):
-    """Measured float32 matmul rate of this machine (best of TF and torch), GFLOP/s."""
-    import tensorflow as tf
-    import torch
-
-    a = np.random.rand(n, n).astype("float32")
-    ta = tf.constant(a)
-    tf_mm = tf.function(lambda x: tf.matmul(x, x))
-    t_tf = median_time(lambda: tf_mm(ta).numpy(), repeats)
-    pa = torch.from_numpy(a)
-    with torch.inference_mode():
-        t_pt = median_time(lambda: torch.mm(pa, pa), repeats)
-    return 2 * n**3 / min(t_tf, t_pt) / 1e9
+from toolkit.benchmarking import matmul_peak_gflops, median_time
 
 
 def forward_flops(batch, length, hidden, layers, intermediate):

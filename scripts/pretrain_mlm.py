@@ -12,10 +12,11 @@ is packed into one stream cut to --max-length ([CLS] at each sequence's head, [S
 each document), and every batch is masked as BERT's (15%: 80% [MASK], 10% random, 10%
 kept) with a seed that depends only on --seed and the step.
 
-Training: AdamW, linear warmup + cosine decay, --grad-accum, --ema; every --eval-every
+Training: AdamW, linear warmup + cosine decay, --grad-accum, --ema; the MLM head's vocabulary
+logits only at the masked positions (--mlm-head all: at every position); every --eval-every
 steps a row of OUT/log.csv (with the held-out loss and masked-token accuracy) and an atomic
 checkpoint in OUT/checkpoints/; --resume continues exactly: it takes the options the run was
-started with (a run directory of another model, vocabulary, data, batch, seed or masking is
+started with (a run directory of another model, vocabulary, data, batch, seed, masking or head is
 refused; --steps, --lr, --warmup, --weight-decay and --eval-every may change). At the end: OUT/model/
 (config.json, model.safetensors, vocab.txt: load it with
 models.mlm_training.load_mlm_model), OUT/train_summary.json and OUT/loss.png.
@@ -33,7 +34,7 @@ import json
 
 import _common
 
-from toolkit.mlm_data import BUILTIN_CORPORA, DEFAULT_MAX_LENGTH, DEFAULT_MODEL, PretrainOptions
+from toolkit.mlm_data import BUILTIN_CORPORA, DEFAULT_MAX_LENGTH, DEFAULT_MODEL, HEADS, PretrainOptions
 
 DEFAULTS = PretrainOptions()
 
@@ -75,6 +76,9 @@ def add_training_options(parser):
                        help="momentum of an exponential moving average of the weights, which the saved model "
                             "gets (e.g. 0.999; default 0: none)")
     group.add_argument("--mask-rate", type=float, default=DEFAULTS.mask_rate, help="share of the tokens masked")
+    group.add_argument("--mlm-head", dest="head", choices=HEADS, default=DEFAULTS.head,
+                       help="where the vocabulary logits are computed: only at the masked positions (the loss "
+                            "counts no other; faster), or at every position (as runs before this option)")
     group.add_argument("--seed", type=int, default=DEFAULTS.seed,
                        help="seed of the initial weights, the document order, the batches and the masks")
     group.add_argument("--eval-every", type=int, default=DEFAULTS.eval_every,

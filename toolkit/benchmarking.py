@@ -1,6 +1,6 @@
 """Benchmark machinery shared by ``scripts/bench_*.py``. Imports no framework (NumPy only).
 
-* timing: :func:`median_time`;
+* timing: :func:`median_time`; the machine's float32 matmul rate :func:`matmul_peak_gflops`;
 * memory: :func:`peak_rss_mb`, :func:`proc_status_kb`, :func:`reset_peak_rss`,
   :func:`mem_available_mb`, and the memory read rate :func:`read_bandwidth_gbs`;
 * child processes measured from outside: :func:`run_measured` (wall time and peak RSS)
@@ -46,6 +46,22 @@ def median_time(fn, repeats, warmup=1):
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def matmul_peak_gflops(n=2048, repeats=5):
+    """Measured float32 matmul rate of this machine (best of TF and torch), GFLOP/s: an ``n x n``
+    product, median of ``repeats``. The frameworks are imported here, not by this module."""
+    import tensorflow as tf
+    import torch
+
+    matrix = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    tf_matrix = tf.constant(matrix)
+    tf_matmul = tf.function(lambda x: tf.matmul(x, x))
+    tf_seconds = median_time(lambda: tf_matmul(tf_matrix).numpy(), repeats)
+    torch_matrix = torch.from_numpy(matrix)
+    with torch.inference_mode():
+        torch_seconds = median_time(lambda: torch.mm(torch_matrix, torch_matrix), repeats)
+    return 2 * n**3 / min(tf_seconds, torch_seconds) / 1e9
 
 
 def peak_rss_mb():

@@ -19,6 +19,9 @@ split, BERT's masking and the resumable batch stream.
 * **Stream** (:func:`batch_for_step`): batch ``i`` is a function of ``(seed, i)`` only: the
   sequences are read in a seeded permutation per epoch and masked afresh with the seed
   ``(seed, i)``, so a resumed run sees the batches an uninterrupted one sees.
+* **Masked positions** (:func:`masked_positions`): for a model that computes the vocabulary
+  logits only where the loss counts them (``StreamSettings.head='masked'``, the default), each
+  batch also carries the selected positions, padded to :func:`mask_slots` a row, and their labels.
 
 >>> docs = [np.array([5, 6, 7]), np.array([8, 9])]
 >>> pack_documents(docs, 5).tolist()
@@ -148,14 +151,47 @@ def mask_tokens(ids, rng, vocab_size, rate=MASK_RATE):
     return inputs.astype(np.int32), np.where(selected, ids, PAD).astype(np.int32)
 
 
+def mask_slots(length, rate=MASK_RATE):
+    """The most tokens :func:`mask_tokens` selects in a row of ``length`` that starts with
+    ``[CLS]`` (at most ``length - 1`` regular tokens): ``max(1, round(rate * (length - 1)))``."""
+    return max(1, int(np.rint(rate * (length - 1))))
+
+
+def masked_positions(targets, slots):
+    """The selected positions of ``targets`` (:func:`mask_tokens`' second array; 0 = not
+    selected), ``slots`` a row: ``(positions, labels)``, both ``(batch, slots)`` int32, each row's
+    selected positions in order and their token ids; the slots left over hold position 0 and
+    label 0 (which the loss and the accuracy do not count). ValueError when a row has more
+    selected tokens than ``slots``."""
+    targets = np.asarray(targets)
+    selected = targets != PAD
+    counts = selected.sum(axis=1)
+    if len(counts) and counts.max() > slots:
+        row = int(np.argmax(counts))
+        raise ValueError(f"row {row} has {int(counts[row])} selected tokens, more than the {slots} slots: give "
+                         f"slots >= mask_slots(length, rate) and rows that start with [CLS]")
+    order = np.argsort(~selected, axis=1, kind="stable")[:, :slots]  # selected first, each in position order
+    order = np.pad(order, ((0, 0), (0, slots - order.shape[1])))
+    used = np.arange(slots) < counts[:, None]
+    positions = np.where(used, order, 0).astype(np.int32)
+    labels = np.where(used, np.take_along_axis(targets, positions, axis=1), PAD).astype(np.int32)
+    return positions, labels
+
+
+HEADS = ("masked", "all")
+
+
 @dataclass(frozen=True)
 class StreamSettings:
-    """What a batch depends on besides the sequences and the step."""
+    """What a batch depends on besides the sequences and the step. ``head``: where the model
+    computes the vocabulary logits, ``'masked'`` (only at the selected positions: the batches
+    carry them, :func:`masked_positions`) or ``'all'`` (every position)."""
 
     batch_size: int
     vocab_size: int
     seed: int = 0
     mask_rate: float = MASK_RATE
+    head: str = "masked"
 
 
 def model_inputs(tokens):
@@ -175,13 +211,24 @@ def sequence_indices(count, step, batch_size, seed):
     return indices
 
 
+def training_pair(inputs, targets, settings):
+    """``(model inputs, labels)`` of a masked batch for ``settings.head``: with ``'all'``
+    ``((token_ids, segment_ids), targets)``; with ``'masked'`` ``((token_ids, segment_ids,
+    positions), labels)`` (:func:`masked_positions`, :func:`mask_slots` slots a row)."""
+    if settings.head == "all":
+        return model_inputs(inputs), targets
+    positions, labels = masked_positions(targets, mask_slots(inputs.shape[1], settings.mask_rate))
+    return model_inputs(inputs) + (positions,), labels
+
+
 def batch_for_step(sequences, step, settings):
-    """Batch number ``step``: ``((token_ids, segment_ids), targets)``, a function of
+    """Batch number ``step`` (:func:`training_pair`: with ``head='all'`` ``((token_ids,
+    segment_ids), targets)``, with ``'masked'`` also the selected positions), a function of
     ``(settings.seed, step)`` only."""
     chosen = sequences[sequence_indices(len(sequences), step, settings.batch_size, settings.seed)]
     inputs, targets = mask_tokens(chosen, np.random.default_rng([settings.seed, 1, step]), settings.vocab_size,
                                   settings.mask_rate)
-    return model_inputs(inputs), targets
+    return training_pair(inputs, targets, settings)
 
 
 def batches(sequences, start_step, settings):
@@ -193,11 +240,12 @@ def batches(sequences, start_step, settings):
 
 
 def held_out_batch(sequences, settings, limit=None):
-    """The held-out evaluation set: the first ``limit`` sequences, masked once with a fixed seed."""
+    """The held-out evaluation set: the first ``limit`` sequences, masked once with a fixed seed
+    (:func:`training_pair`'s layout)."""
     chosen = sequences[:limit] if limit else sequences
     inputs, targets = mask_tokens(chosen, np.random.default_rng([settings.seed, 2]), settings.vocab_size,
                                   settings.mask_rate)
-    return model_inputs(inputs), targets
+    return training_pair(inputs, targets, settings)
 
 
 # ------------------------------------------------------------------ corpora
@@ -322,7 +370,8 @@ def _check_numbers(options):
 @dataclass
 class PretrainOptions:
     """The settings of a masked-LM pretraining run: one field per option of
-    ``scripts/pretrain_mlm.py`` (same names and defaults). Model sizes left None come from
+    ``scripts/pretrain_mlm.py`` (same names and defaults; ``head`` is ``--mlm-head``: where the
+    model computes the vocabulary logits, see :class:`StreamSettings`). Model sizes left None come from
     ``config`` (a BERT config file), else :data:`DEFAULT_MODEL` (4 layers x 256, 128 positions)."""
 
     corpus: List[str] = field(default_factory=lambda: list(BUILTIN_CORPORA))
@@ -347,6 +396,7 @@ class PretrainOptions:
     held_out: float = 0.02
     eval_sequences: int = 512
     mask_rate: float = MASK_RATE
+    head: str = "masked"
     resume: bool = False
     stop_after: Optional[int] = None
     quiet: bool = False
@@ -356,6 +406,8 @@ class PretrainOptions:
         _check_numbers(self)
         if not self.out:
             raise ValueError("give the output directory (--out)")
+        if self.head not in HEADS:
+            raise ValueError(f"--mlm-head {self.head}: give {' or '.join(HEADS)}")
         for name in self.corpus or []:
             if name not in BUILTIN_CORPORA and not os.path.isfile(name):
                 problem = "a folder, give the text files in it" if os.path.isdir(name) else "no such file"
@@ -395,7 +447,7 @@ class PretrainOptions:
         return config
 
     def stream_settings(self, vocab_size):
-        return StreamSettings(self.batch_size, vocab_size, self.seed, self.mask_rate)
+        return StreamSettings(self.batch_size, vocab_size, self.seed, self.mask_rate, self.head)
 
     def run_settings(self, data):
         """What a resumed run must share with the run it continues (``OUT/train_config.json``)."""
@@ -404,11 +456,12 @@ class PretrainOptions:
                 "corpus": [name if name in BUILTIN_CORPORA else os.path.abspath(name) for name in self.corpus],
                 "batch_size": self.batch_size, "seed": self.seed, "held_out": self.held_out,
                 "mask_rate": self.mask_rate, "grad_accum": self.grad_accum, "ema": self.ema,
-                "training_data": data.digest()}
+                "training_data": data.digest(), "mlm_head": self.head}
 
 
 __all__ = ["SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "FIRST_REGULAR", "MASK_RATE", "BUILTIN_CORPORA",
            "CorpusVocabulary", "standard_tokenizer", "encode_documents", "cut_vocabulary", "to_corpus_ids",
-           "split_documents", "pack_documents", "mask_tokens", "StreamSettings", "model_inputs", "sequence_indices",
-           "batch_for_step", "batches", "held_out_batch", "read_corpus", "PretrainData", "prepare_data",
-           "DEFAULT_MODEL", "DEFAULT_MAX_LENGTH", "read_bert_config", "PretrainOptions"]
+           "split_documents", "pack_documents", "mask_tokens", "mask_slots", "masked_positions", "HEADS",
+           "StreamSettings", "model_inputs", "training_pair", "sequence_indices", "batch_for_step", "batches",
+           "held_out_batch", "read_corpus", "PretrainData", "prepare_data", "DEFAULT_MODEL",
+           "DEFAULT_MAX_LENGTH", "read_bert_config", "PretrainOptions"]

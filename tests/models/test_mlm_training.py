@@ -1,4 +1,6 @@
-"""models/mlm_training.py: a few steps of masked-LM pretraining lower the loss; a run killed
+"""models/mlm_training.py: the MLM head at the masked positions (the default) is the full head
+there (same logits, loss and training step; its saved folder the full BERT); a few steps of
+masked-LM pretraining lower the loss; a run killed
 and resumed equals an uninterrupted one (weights within 1e-6, the same CSV rows; with dropout,
 gradient accumulation and EMA too); a resume directory of another configuration, or a
 checkpoint of another vocabulary, is refused in one line; the saved model folder loads back
@@ -14,9 +16,11 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from models.mlm_training import load_mlm_model, masked_lm_loss, masked_token_accuracy, pretrain_mlm
+from models.mlm_training import (build_mlm_model, compile_mlm_model, load_mlm_model, masked_lm_loss,
+                                 masked_token_accuracy, pretrain_mlm, save_mlm_model)
 from tests.toolkit.assets import chinese_bert_vocab, peoples_daily_sentences
-from toolkit.mlm_data import PretrainOptions
+from toolkit.mlm_data import (CLS, FIRST_REGULAR, PAD, SPECIAL_TOKENS, CorpusVocabulary, PretrainOptions, mask_slots,
+                              mask_tokens, masked_positions)
 
 
 class Killed(Exception):
@@ -63,11 +67,63 @@ def test_the_loss_and_accuracy_count_only_selected_positions():
     assert float(masked_lm_loss(np.zeros((1, 3), "int32"), logits)) == 0.0
 
 
+TINY_BERT = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
+             "max_position_embeddings": 16, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+
+
+def _masked_batch(vocab_size=60, batch=3, length=16):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(FIRST_REGULAR, vocab_size, (batch, length)).astype(np.int32)
+    ids[:, 0], ids[1, 12:] = CLS, PAD  # a padded row too
+    inputs, targets = mask_tokens(ids, rng, vocab_size)
+    return inputs, targets, *masked_positions(targets, mask_slots(length))
+
+
+def test_the_masked_head_is_the_full_head_at_the_selected_positions(tmp_path):
+    """Same weights (shared layers), same logits there, same loss; the saved folder is the full BERT."""
+    model = build_mlm_model(TINY_BERT, 60)
+    full = model.transformer.model
+    assert [tensor.name.split(":")[0] for tensor in model.inputs][-1] == "Input-Masked-Positions"
+    assert len(model.weights) == len(full.weights) and {id(w) for w in model.weights} == {id(w) for w in full.weights}
+    inputs, targets, positions, labels = _masked_batch()
+    segments = np.zeros_like(inputs)
+    everywhere = np.asarray(full([inputs, segments], training=False))
+    at_positions = np.asarray(model([inputs, segments, positions], training=False))
+    np.testing.assert_allclose(at_positions, np.take_along_axis(everywhere, positions[..., None], axis=1), atol=1e-5)
+    assert float(masked_lm_loss(labels, at_positions)) == pytest.approx(float(masked_lm_loss(targets, everywhere)),
+                                                                        abs=1e-5)
+    vocabulary = CorpusVocabulary(list(SPECIAL_TOKENS) + [f"t{i}" for i in range(55)], list(range(60)))
+    folder = save_mlm_model(model, str(tmp_path / "model"), vocabulary)
+    loaded, _ = load_mlm_model(folder)
+    np.testing.assert_allclose(loaded.predict([inputs, segments], verbose=0), everywhere, atol=1e-5)
+
+
+def test_both_heads_train_alike():
+    """From the same weights on the same batch, a few AdamW steps: the same losses, going down."""
+    losses = {}
+    for head in ("masked", "all"):
+        keras.utils.set_random_seed(3)
+        model = compile_mlm_model(build_mlm_model(dict(TINY_BERT, hidden_dropout_prob=0.0,
+                                                       attention_probs_dropout_prob=0.0), 60, head=head),
+                                  tiny("unused", "unused", steps=10, warmup=0))
+        inputs, targets, positions, labels = _masked_batch()
+        features = [inputs, np.zeros_like(inputs)] + ([positions] if head == "masked" else [])
+        losses[head] = [float(model.train_on_batch(features, labels if head == "masked" else targets,
+                                                   return_dict=True)["loss"]) for _ in range(4)]
+    np.testing.assert_allclose(losses["masked"], losses["all"], rtol=1e-4)
+    assert losses["masked"][-1] < losses["masked"][0] - 0.05, losses
+
+
+def test_an_unknown_head_is_refused():
+    with pytest.raises(ValueError, match="head='some': give 'masked' or 'all'"):
+        build_mlm_model(TINY_BERT, 60, head="some")
+
+
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory):
-    """A run of 40 steps: (its directory, its summary)."""
+    """A run of 40 steps (the MLM head at the masked positions): (its directory, its summary)."""
     out = tmp_path_factory.mktemp("trained")
-    return out, pretrain_mlm(tiny(corpus, out, steps=40, eval_every=10, lr=1e-2))
+    return out, pretrain_mlm(tiny(corpus, out, steps=40, eval_every=10, lr=1e-2, head="masked"))
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +180,16 @@ def test_killed_and_resumed_equals_uninterrupted(corpus, tmp_path):
     ({"max_length": 24}, "max_position_embeddings is 24 here but 32 in {out}/train_config.json: give --max-length 32"),
     ({"corpus": "OTHER"}, "vocabulary is "),
     ({"batch_size": 4}, "batch_size is 4 here but 8 in {out}/train_config.json: give --batch-size 8"),
-], ids=["hidden", "max-length", "vocabulary", "batch-size"])
+    ({"head": "all"}, "mlm_head is all here but masked in {out}/train_config.json: give --mlm-head masked"),
+    ({"OLD": True}, "mlm_head is masked here but all in {out}/train_config.json: give --mlm-head all"),
+], ids=["hidden", "max-length", "vocabulary", "batch-size", "mlm-head", "run-before-mlm-head"])
 def test_a_resume_dir_of_another_configuration_is_refused(corpus, stopped, tmp_path, change, message):
     out = tmp_path / "run"
     shutil.copytree(stopped, out)
+    if change.pop("OLD", False):  # a run started before --mlm-head: its logits were computed everywhere
+        saved = json.loads((out / "train_config.json").read_text())
+        del saved["mlm_head"]
+        (out / "train_config.json").write_text(json.dumps(saved))
     if change.get("corpus") == "OTHER":
         change = {"corpus": other_corpus(tmp_path)}
     before = {path: (out / path).stat().st_mtime_ns for path in ("train_config.json", "vocab.txt")}

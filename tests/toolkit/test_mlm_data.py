@@ -1,7 +1,7 @@
 """toolkit/mlm_data.py: BERT's masking statistics (15%; 80/10/10; no special token selected;
-reproducible per (seed, step)), packing, the document split (no document in both), the
-vocabulary cut (the standard ids kept), the corpus reading with counted bad lines, the options'
-one-line errors."""
+reproducible per (seed, step)), the masked positions a masked-head batch carries, packing, the
+document split (no document in both), the vocabulary cut (the standard ids kept), the corpus
+reading with counted bad lines, the options' one-line errors."""
 
 import doctest
 
@@ -11,8 +11,9 @@ import pytest
 from tests.toolkit.assets import chinese_bert_vocab, peoples_daily_sentences
 from toolkit import mlm_data
 from toolkit.mlm_data import (CLS, FIRST_REGULAR, MASK, PAD, SEP, UNK, PretrainOptions, StreamSettings,
-                              batch_for_step, batches, cut_vocabulary, encode_documents, mask_tokens,
-                              pack_documents, prepare_data, sequence_indices, split_documents, standard_tokenizer)
+                              batch_for_step, batches, cut_vocabulary, encode_documents, held_out_batch, mask_slots,
+                              mask_tokens, masked_positions, pack_documents, prepare_data, sequence_indices,
+                              split_documents, standard_tokenizer)
 from toolkit.tokenizers import Tokenizer, load_vocab
 
 VOCAB = 500
@@ -63,17 +64,52 @@ def test_a_row_without_regular_tokens_gets_no_target():
 
 def test_batches_are_a_function_of_seed_and_step():
     ids = _sequences(count=50, length=32)
-    settings = StreamSettings(batch_size=8, vocab_size=VOCAB, seed=3)
+    settings = StreamSettings(batch_size=8, vocab_size=VOCAB, seed=3, head="all")
     (tokens, segments), targets = batch_for_step(ids, 7, settings)
     (again, _), again_targets = batch_for_step(ids, 7, settings)
     assert np.array_equal(tokens, again) and np.array_equal(targets, again_targets)
     assert tokens.shape == (8, 32) and not segments.any()
     assert not np.array_equal(batch_for_step(ids, 8, settings)[0][0], tokens)
-    assert not np.array_equal(batch_for_step(ids, 7, StreamSettings(8, VOCAB, seed=4))[0][0], tokens)
+    assert not np.array_equal(batch_for_step(ids, 7, StreamSettings(8, VOCAB, seed=4, head="all"))[0][0], tokens)
     stream = batches(ids, 7, settings)
     (first, _), _ = next(stream)
     (second, _), _ = next(stream)
     assert np.array_equal(first, tokens) and np.array_equal(second, batch_for_step(ids, 8, settings)[0][0])
+
+
+def test_mask_slots_is_the_most_a_row_can_have():
+    assert [mask_slots(length) for length in (2, 8, 16, 128, 512)] == [1, 1, 2, 19, 77]
+    ids = _sequences(count=300, length=128)
+    ids[:, 1:] = np.maximum(ids[:, 1:], FIRST_REGULAR)  # every token after [CLS] regular: the most selected
+    _, targets = mask_tokens(ids, np.random.default_rng(0), VOCAB)
+    assert (targets != PAD).sum(axis=1).max() == mask_slots(128)
+
+
+def test_masked_positions_round_trip_the_targets():
+    _, targets = mask_tokens(_sequences(count=200, length=64), np.random.default_rng(5), VOCAB)
+    positions, labels = masked_positions(targets, mask_slots(64))
+    assert positions.shape == labels.shape == (200, mask_slots(64)) and positions.dtype == labels.dtype == np.int32
+    rebuilt = np.zeros_like(targets)
+    np.put_along_axis(rebuilt, positions, labels, axis=1)  # padding slots write label 0 at position 0
+    assert np.array_equal(rebuilt, targets)
+    used = labels != PAD
+    assert np.array_equal(used.sum(axis=1), (targets != PAD).sum(axis=1)) and (positions[~used] == 0).all()
+    assert all(np.all(np.diff(row[mask]) > 0) for row, mask in zip(positions, used))  # in position order
+    assert masked_positions(np.array([[0, 7, 0, 9]]), 3)[0].tolist() == [[1, 3, 0]]
+    with pytest.raises(ValueError, match="row 0 has 2 selected tokens, more than the 1 slots"):
+        masked_positions(np.array([[0, 7, 0, 9]]), 1)
+
+
+def test_masked_head_batches_carry_the_positions_of_the_same_batch():
+    ids = _sequences(count=50, length=32)
+    (tokens, segments), targets = batch_for_step(ids, 4, StreamSettings(8, VOCAB, seed=3, head="all"))
+    (masked_tokens, masked_segments, positions), labels = batch_for_step(ids, 4, StreamSettings(8, VOCAB, seed=3))
+    assert np.array_equal(masked_tokens, tokens) and np.array_equal(masked_segments, segments)
+    want_positions, want_labels = masked_positions(targets, mask_slots(32))
+    assert np.array_equal(positions, want_positions) and np.array_equal(labels, want_labels)
+    (_, _, held_positions), held_labels = held_out_batch(ids, StreamSettings(8, VOCAB), limit=5)
+    assert held_positions.shape == held_labels.shape == (5, mask_slots(32))
+    assert len(held_out_batch(ids, StreamSettings(8, VOCAB, head="all"), limit=5)[0]) == 2
 
 
 def test_each_epoch_reads_every_sequence_once():
@@ -155,6 +191,7 @@ def test_a_corpus_without_documents_is_one_line(tmp_path):
     ({"hidden": 100, "heads": 3}, "--hidden 100 is not divisible by --heads 3"),
     ({"corpus": ["missing.txt"]}, "--corpus missing.txt: no such file"),
     ({"out": ""}, "give the output directory (--out)"),
+    ({"head": "some"}, "--mlm-head some: give masked or all"),
 ])
 def test_bad_options_are_one_line(options, message, tmp_path):
     with pytest.raises((ValueError, FileNotFoundError)) as error:
