@@ -61,8 +61,13 @@ def build_mlm_model(config, vocab_size, head="masked"):
     if head not in HEADS:
         raise ValueError(f"head={head!r}: give {' or '.join(repr(name) for name in HEADS)}")
     full = build_transformer_model(dict(config, vocab_size=vocab_size, type_vocab_size=2), with_mlm="linear")
-    if head == "all":
-        return full
+    return full if head == "all" else masked_mlm_model(full)
+
+
+def masked_mlm_model(full):
+    """The ``head='masked'`` model of a BERT + MLM head ``full`` (shared weights): a third input
+    ``Input-Masked-Positions`` ``(batch, slots)``; the encoder's output gathered there goes
+    through the MLM layers; logits ``(batch, slots, vocab)``; ``.transformer`` is ``full``'s."""
     transformer = full.transformer
     sequence = full.get_layer("MLM-Dense").input  # the encoder's output
     positions = keras.Input((None,), dtype="int32", name="Input-Masked-Positions")
@@ -73,6 +78,22 @@ def build_mlm_model(config, vocab_size, head="masked"):
     model = TransformerModel(inputs=list(full.inputs) + [positions], outputs=outputs, name=full.name + "_masked_mlm")
     model.transformer = transformer
     return model
+
+
+def model_folder(directory=None):
+    """The :func:`save_mlm_model` folder to read (default: the bundled Chinese BERT); ValueError
+    in one line when it is missing or has no ``config.json``, saying how to get one."""
+    how = ("the bundled model is models/bert_zh_model; train one with scripts/pretrain_mlm.py --out RUN "
+           "and give --model RUN/model")
+    if directory is None:
+        if not os.path.isfile(os.path.join(BUNDLED_BERT_DIR, "config.json")):
+            raise ValueError(f"the bundled Chinese BERT is not there ({BUNDLED_BERT_DIR}): {how}")
+        return BUNDLED_BERT_DIR
+    if not os.path.isdir(directory):
+        raise ValueError(f"--model {directory}: no such folder ({how})")
+    if not os.path.isfile(os.path.join(directory, "config.json")):
+        raise ValueError(f"--model {directory}: no config.json there, not a model folder ({how})")
+    return directory
 
 
 def _masked_mean(values, weights):
@@ -283,6 +304,6 @@ def pretrain_mlm(options, callbacks=()):
     return summary
 
 
-__all__ = ["BUNDLED_BERT_DIR", "MLM_HEAD_LAYERS", "build_mlm_model", "masked_lm_loss", "masked_token_accuracy",
+__all__ = ["BUNDLED_BERT_DIR", "MLM_HEAD_LAYERS", "build_mlm_model", "masked_mlm_model", "model_folder", "masked_lm_loss", "masked_token_accuracy",
            "compile_mlm_model", "save_mlm_model", "load_mlm_model", "check_resume", "embedding_rows",
            "check_checkpoint_vocabulary", "refuse_to_overwrite", "prepare_run", "summarize", "pretrain_mlm"]

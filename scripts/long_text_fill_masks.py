@@ -54,20 +54,13 @@ def parse_args(argv=None):
 
 
 def check_model(directory):
-    """The model folder to read; a missing one (or one without config.json) is a one-line UsageError."""
-    how = (f"the bundled model is {BUNDLED}; train one with scripts/pretrain_mlm.py --out RUN "
-           f"and give --model RUN/model")
-    if directory is None:
-        from models.mlm_training import BUNDLED_BERT_DIR
+    """The model folder to read (:func:`models.mlm_training.model_folder`); a missing one is a one-line UsageError."""
+    from models.mlm_training import model_folder
 
-        if not os.path.isfile(os.path.join(BUNDLED_BERT_DIR, "config.json")):
-            raise _common.UsageError(f"the bundled Chinese BERT is not there yet: {how}")
-        return BUNDLED_BERT_DIR
-    if not os.path.isdir(directory):
-        raise _common.UsageError(f"--model {directory}: no such folder ({how})")
-    if not os.path.isfile(os.path.join(directory, "config.json")):
-        raise _common.UsageError(f"--model {directory}: no config.json there, not a model folder ({how})")
-    return directory
+    try:
+        return model_folder(directory)
+    except ValueError as error:
+        raise _common.UsageError(str(error)) from None
 
 
 def read_text(path):
