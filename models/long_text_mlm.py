@@ -192,7 +192,7 @@ def chunked_logits(model, inputs, positions):
     return logits
 
 
-def _score(logits, targets):
+def score_predictions(logits, targets):
     """``(hits, summed cross-entropy, count)`` over the selected positions (``targets`` > 0)."""
     selected = targets > 0
     picked = np.asarray(logits, np.float64)[selected]
@@ -213,7 +213,7 @@ def evaluate_method(read, inputs, targets):
         start = time.perf_counter()
         logits = read(inputs[draw:draw + 1])
         seconds += time.perf_counter() - start
-        draw_hits, draw_total, draw_count = _score(logits, targets[draw:draw + 1])
+        draw_hits, draw_total, draw_count = score_predictions(logits, targets[draw:draw + 1])
         hits, total, count = hits + draw_hits, total + draw_total, count + draw_count
     return hits, total, count, seconds
 
@@ -268,6 +268,6 @@ def fill_masks_long(model_dir=None, text=None, tokens=2000, alpha=0.4, draws=5, 
     return FillMasksResult(document, rows, alpha, draws, rate, positions)
 
 
-__all__ = ["DocumentInfo", "MethodResult", "FillMasksResult", "long_text_document", "held_out_fraction",
+__all__ = ["DocumentInfo", "MethodResult", "FillMasksResult", "long_text_document", "held_out_fraction", "score_predictions",
            "held_out_article", "mask_draws", "window_spans", "chunked_logits", "evaluate_method", "fill_masks_long",
            "MIN_TOKENS", "METHODS"]

@@ -47,7 +47,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from models.long_text_mlm import held_out_fraction, window_spans
+from models.long_text_mlm import held_out_fraction, score_predictions, window_spans
 from models.mlm_training import BUNDLED_BERT_DIR, masked_lm_loss, masked_mlm_model, masked_token_accuracy
 from models.position_extension import build_extended_mlm, extend_mlm, position_table
 from toolkit.mlm_data import (CLS, PAD, StreamSettings, batch_for_step, encode_documents, mask_slots, mask_tokens,
@@ -283,17 +283,6 @@ def reader_at(full, method, length, seed):
 
 
 # ------------------------------------------------------------- evaluation
-def _score(logits, labels):
-    """``(hits, summed cross-entropy, count)`` over the labelled slots (labels > 0)."""
-    selected = labels > 0
-    picked = np.asarray(logits, np.float64)[selected]
-    wanted = labels[selected]
-    shifted = picked - picked.max(axis=-1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    hits = int((picked.argmax(axis=-1) == wanted).sum())
-    return hits, float(-log_probs[np.arange(len(wanted)), wanted].sum()), int(selected.sum())
-
-
 def evaluate(full, inputs, targets, batch_size):
     """``(accuracy, mean cross-entropy, masked tokens)`` of ``full`` on the masked rows
     (``targets`` > 0 are scored; rows without one are skipped)."""
@@ -308,7 +297,7 @@ def evaluate(full, inputs, targets, batch_size):
         rows = slice(start, start + EVAL_GROUP)
         logits = model.predict(list(model_inputs(inputs[rows])) + [positions[rows]], batch_size=batch_size,
                                verbose=0)
-        group_hits, group_total, group_count = _score(logits, labels[rows])
+        group_hits, group_total, group_count = score_predictions(logits, labels[rows])
         hits, total, count = hits + group_hits, total + group_total, count + group_count
     return hits / count, total / count, count
 

@@ -4,6 +4,7 @@ GPUs stay visible), ``--help`` with defaults, ``--verbose``/``--write`` options 
 sys.path); the packages are importable through the editable install."""
 
 import argparse
+import math
 import os
 import sys
 
@@ -61,6 +62,16 @@ def check_at_least(args, minimum, *options):
     """A one-line UsageError for the first of ``options`` (``"repeats"`` for ``--repeats``) whose
     value is below ``minimum`` (unset options are skipped)."""
     check_minimums(args, [(option, minimum) for option in options], error=UsageError)
+
+
+def check_long_text(tokens, alpha, min_tokens=3):
+    """One-line UsageErrors for a document length below ``min_tokens`` ([CLS], one token, [SEP])
+    and a hierarchical-position alpha outside (0, 1)."""
+    if tokens < min_tokens:
+        raise UsageError(f"--tokens must be >= {min_tokens} ([CLS], one token of text, [SEP]), got {tokens}")
+    if not (0.0 < alpha < 1.0 and math.isfinite(alpha)):
+        raise UsageError(f"--alpha must lie strictly between 0 and 1 (e.g. 0.4), got {alpha}: "
+                         "positions use (p_i - alpha*p_0) / (1 - alpha)")
 
 
 def user_errors():

@@ -13,7 +13,6 @@ repeats it up to --tokens (also said). The model reads at most 512**2 tokens.
 
 import argparse
 import json
-import math
 import os
 import time
 
@@ -46,12 +45,7 @@ def parse_args(argv=None):
                         help="attention of every layer")
     _common.add_verbose(parser)
     args = parser.parse_args(argv)
-    if args.tokens < MIN_TOKENS:
-        raise _common.UsageError(f"--tokens must be >= {MIN_TOKENS} ([CLS], one token of text, [SEP]), "
-                                 f"got {args.tokens}")
-    if not (0.0 < args.alpha < 1.0 and math.isfinite(args.alpha)):
-        raise _common.UsageError(f"--alpha must lie strictly between 0 and 1 (e.g. 0.4), got {args.alpha}: "
-                                 "positions use (p_i - alpha*p_0) / (1 - alpha)")
+    _common.check_long_text(args.tokens, args.alpha, MIN_TOKENS)
     return args
 
 

@@ -15,7 +15,6 @@ and the seconds of each method, and the difference in accuracy.
 """
 
 import argparse
-import math
 import os
 
 import _common  # quiet TF, one-line errors
@@ -44,12 +43,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     _common.check_at_least(args, 1, "draws")
     _common.check_at_least(args, 0, "seed")
-    if args.tokens < MIN_TOKENS:
-        raise _common.UsageError(f"--tokens must be >= {MIN_TOKENS} ([CLS], one token of text, [SEP]), "
-                                 f"got {args.tokens}")
-    if not (0.0 < args.alpha < 1.0 and math.isfinite(args.alpha)):
-        raise _common.UsageError(f"--alpha must lie strictly between 0 and 1 (e.g. 0.4), got {args.alpha}: "
-                                 "positions use (p_i - alpha*p_0) / (1 - alpha)")
+    _common.check_long_text(args.tokens, args.alpha, MIN_TOKENS)
     return args
 
 

@@ -11,34 +11,9 @@ import pytest
 from models.builder import build_transformer_model
 from models.long_text_mlm import (chunked_logits, fill_masks_long, held_out_fraction, long_text_document,
                                   mask_draws, window_spans)
-from models.mlm_training import build_mlm_model, load_mlm_model, save_mlm_model
-from tests.toolkit.assets import chinese_bert_vocab, peoples_daily_sentences
-from toolkit.mlm_data import CLS, FIRST_REGULAR, SEP, UNK, cut_vocabulary, encode_documents, standard_tokenizer
-
-POSITIONS = 16
-TINY_MLM = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
-            "hidden_act": "gelu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
-            "max_position_embeddings": POSITIONS}
-
-
-def tiny_text(characters=400):
-    """About ``characters`` characters of People's Daily (every token of it is in the tiny vocabulary)."""
-    return "".join(peoples_daily_sentences(characters))
-
-
-def make_tiny_mlm_folder(directory, characters=400):
-    """A :func:`models.mlm_training.save_mlm_model` folder of a 1-layer random BERT with 16
-    positions over the vocabulary of ``tiny_text(characters)``; every weight random (the
-    position embeddings too), so that a wrong position or window cannot hide."""
-    tokenizer = standard_tokenizer(chinese_bert_vocab())
-    vocabulary = cut_vocabulary(encode_documents([tiny_text(characters)], tokenizer), tokenizer)
-    model = build_mlm_model(TINY_MLM, vocabulary.size)
-    rng = np.random.default_rng(0)
-    for weight in model.weights:
-        values = rng.normal(0.0, 0.3, weight.shape) + (1.0 if weight.path.endswith("gamma") else 0.0)
-        weight.assign(values.astype("float32"))
-    return save_mlm_model(model, str(directory), vocabulary)
-
+from models.mlm_training import load_mlm_model
+from tests.mlm_assets import POSITIONS, make_tiny_mlm_folder, tiny_text
+from toolkit.mlm_data import CLS, FIRST_REGULAR, SEP, UNK
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):

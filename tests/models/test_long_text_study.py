@@ -11,7 +11,7 @@ import pytest
 
 from models.long_text_study import (StudySettings, cut_pieces, read_results, report_tables, run_study,
                                     training_batches, write_report)
-from tests.models.test_long_text_mlm import POSITIONS, make_tiny_mlm_folder, tiny_text
+from tests.mlm_assets import POSITIONS, make_tiny_mlm_folder, tiny_text
 from toolkit.mlm_data import CLS, PAD, StreamSettings, batch_for_step
 
 CHARACTERS = 3000

@@ -8,7 +8,7 @@ import pytest
 
 from models.mlm_training import load_mlm_model
 from models.position_extension import build_extended_mlm, extend_mlm, extend_positions, position_table
-from tests.models.test_long_text_mlm import POSITIONS, make_tiny_mlm_folder
+from tests.mlm_assets import POSITIONS, make_tiny_mlm_folder
 
 WIDTH = 4
 

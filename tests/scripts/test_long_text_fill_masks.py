@@ -2,22 +2,13 @@
 the document line, the table of both methods and the difference line; a missing text file,
 a model folder without config.json and --tokens past positions**2 are one line (exit 2)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.helpers import ROOT
-from tests.models.test_long_text_mlm import make_tiny_mlm_folder, tiny_text
-
-SCRIPT = os.path.join(ROOT, "scripts", "long_text_fill_masks.py")
+from tests.mlm_assets import make_tiny_mlm_folder, run_script, tiny_text
 
 
 def _run(*args, timeout=300):
-    env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
-    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=env)
+    return run_script("long_text_fill_masks", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -4,23 +4,15 @@ tiny text-file corpus: two methods at K in {0, 2} run (a line per cell, the resu
 hierarchical's reach are one line (exit 2)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import ROOT
-from tests.models.test_long_text_mlm import make_tiny_mlm_folder
+from tests.mlm_assets import make_tiny_mlm_folder, run_script
 from tests.models.test_long_text_study import CHARACTERS, tiny_documents
-
-SCRIPT = os.path.join(ROOT, "scripts", "long_text_study.py")
 
 
 def _run(*args, timeout=600):
-    env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
-    return subprocess.run([sys.executable, SCRIPT, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=env)
+    return run_script("long_text_study", *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
