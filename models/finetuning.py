@@ -11,8 +11,9 @@ figures), ``vocab.txt`` (the tokenizer's vocabulary) and ``log.csv`` (Keras' CSV
 an epoch). The run writes into ``OUT.partial/`` and renames it to ``OUT`` when complete (a
 failed or interrupted run removes it), so ``OUT`` never holds half a model.
 
-Every batch is padded to the longest text of the data (at most ``--max-length``), so that the
-step function is traced once.
+Texts are batched by length (:class:`models.length_buckets.LengthBuckets`, as Hugging Face's
+``group_by_length``): each batch is padded to its own longest text rounded up to a multiple of
+16, not to the longest of the data, so a step costs what its texts need.
 """
 
 import json
@@ -25,8 +26,9 @@ import keras
 import numpy as np
 
 from models.classifier import build_classifier, classifier_optimizer, compile_classifier
+from models.length_buckets import LengthBuckets
 from toolkit.checkpoints import save_json
-from toolkit.classification_data import encode_texts, label_ids, pad_ids, refuse_too_long
+from toolkit.classification_data import encode_texts, label_ids, refuse_too_long
 from toolkit.tokenizers import Tokenizer
 
 MODEL_FILE = "model.keras"
@@ -95,13 +97,6 @@ def encode_split(tokenizer, split, max_length, truncate, positions, hierarchical
     return encoded, sum(length > max_length for length in lengths)
 
 
-def model_inputs(model, id_lists, length=None):
-    """The model's inputs for ``id_lists``: token ids padded with the model's padding id (to
-    ``length``, default the longest), and all-zero segment ids when the model takes them."""
-    token_ids = pad_ids(id_lists, model.transformer.pad_token_id, length)
-    return [token_ids, np.zeros_like(token_ids)][:len(model.inputs)]
-
-
 # ---------------------------------------------------------------- training
 def build_run_model(options, num_classes):
     """The classifier of ``options`` (checkpoint, pooling, dropout, hierarchical positions),
@@ -114,10 +109,17 @@ def build_run_model(options, num_classes):
     return model, tokenizer, vocab
 
 
-def accuracy(model, inputs, labels, batch_size=32):
-    """The share of ``labels`` that the model's most probable class matches."""
-    probabilities = model.predict(inputs, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
+def length_buckets(model, id_lists, labels=None, batch_size=32, shuffle=False, seed=0, limit=None):
+    """:class:`LengthBuckets` of ``id_lists`` for ``model`` (its padding id; segment ids when it takes them)."""
+    return LengthBuckets(id_lists, labels, batch_size, pad_id=model.transformer.pad_token_id,
+                         segments=len(model.inputs) > 1, shuffle=shuffle, seed=seed, limit=limit)
+
+
+def accuracy(model, batches):
+    """The share of the texts of ``batches`` (:class:`LengthBuckets` with labels) whose label is
+    the model's most probable class."""
+    probabilities = model.predict(batches, verbose=0)
+    return float(np.mean(np.argmax(probabilities, axis=-1) == batches.ordered_labels()))
 
 
 def fit(model, data, options, folder):
@@ -126,8 +128,8 @@ def fit(model, data, options, folder):
     ``folder``; returns ``(epochs run, best epoch (1-based), its validation accuracy)``."""
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=options.patience,
                                          restore_best_weights=True)
-    history = model.fit(*data["train"], batch_size=options.batch_size, epochs=options.epochs,
-                        validation_data=data["validation"], shuffle=True, verbose=0 if options.quiet else 2,
+    history = model.fit(data["train"], epochs=options.epochs, validation_data=data["validation"],
+                        verbose=0 if options.quiet else 2,
                         callbacks=[stop, keras.callbacks.CSVLogger(os.path.join(folder, LOG_FILE))])
     scores = history.history["val_accuracy"]
     best = int(np.argmax(scores))
@@ -145,8 +147,8 @@ def finetune(options, split, report=_to_stderr):
     encoded, cut = encode_split(tokenizer, split, max_length, options.truncate, positions, options.hierarchical)
     if cut:
         report(f"{cut} texts longer than --max-length {max_length} tokens cut to it (--truncate)")
-    length = max(len(ids) for id_lists, _ in encoded.values() for ids in id_lists)
-    data = {name: (model_inputs(model, id_lists, length), labels) for name, (id_lists, labels) in encoded.items()}
+    data = {name: length_buckets(model, id_lists, labels, options.batch_size, shuffle=name == "train",
+                                 seed=options.seed, limit=max_length) for name, (id_lists, labels) in encoded.items()}
     steps = options.epochs * math.ceil(len(split.train) / options.batch_size)
     compile_classifier(model, classifier_optimizer(options.lr, steps, round(options.warmup * steps),
                                                    options.weight_decay, options.layerwise_decay,
@@ -154,7 +156,7 @@ def finetune(options, split, report=_to_stderr):
     partial = start_output(options.out)
     try:
         epochs, best_epoch, validation_accuracy = fit(model, data, options, partial)
-        summary = {"test_accuracy": accuracy(model, *data["test"], options.batch_size),
+        summary = {"test_accuracy": accuracy(model, data["test"]),
                    "test_texts": len(split.test), "train_texts": len(split.train),
                    "validation_texts": len(split.validation), "validation_accuracy": validation_accuracy,
                    "epochs_run": epochs, "best_epoch": best_epoch, "texts_cut": cut}
@@ -219,7 +221,8 @@ def class_probabilities(loaded, texts, truncate=False, where=None, batch_size=32
     if not truncate:
         refuse_too_long(lengths, max_length, where or (lambda index: f"text {index + 1}"),
                         f"the model was trained on texts of at most {max_length} tokens", "the model's --max-length")
-    return model.predict(model_inputs(model, id_lists), batch_size=batch_size, verbose=0)
+    batches = length_buckets(model, id_lists, batch_size=batch_size, limit=max_length)
+    return batches.restore_order(model.predict(batches, verbose=0))
 
 
 def predict(folder, texts, truncate=False, batch_size=32):
@@ -245,4 +248,4 @@ def evaluate(folder, examples, where, truncate=False, batch_size=32):
 
 
 __all__ = ["finetune", "predict", "evaluate", "load_classifier", "class_probabilities", "check_vocabulary",
-           "length_limit", "encode_split", "model_inputs", "accuracy", "MODEL_FILE", "SETTINGS_FILE", "VOCAB_FILE"]
+           "length_limit", "encode_split", "length_buckets", "accuracy", "MODEL_FILE", "SETTINGS_FILE", "VOCAB_FILE"]

@@ -113,7 +113,8 @@ class TransformerModel(keras.Model):
 
 def _as_arrays(x, names):
     """The model inputs of ``x`` as NumPy arrays, or None when ``x`` is not array-like data."""
-    if isinstance(x, dict) or hasattr(x, "__next__") or type(x).__name__.endswith("Dataset"):
+    if (isinstance(x, (dict, keras.utils.PyDataset)) or hasattr(x, "__next__")
+            or type(x).__name__.endswith("Dataset")):
         return None
     if len(names) > 1 and isinstance(x, (list, tuple)):
         parts = list(x)
