@@ -6,9 +6,13 @@ setup(
     description="bert4keras-style transformer toolkit for Keras 3: BERT/GPT-2 builder, "
     "real checkpoint loading, long-text BERT, linear-time attention.",
     packages=["toolkit", "toolkit.xiangqi", "layers", "models"],
-    # the bundled Xiangqi GPT; its training games (xiangqi_model/train_games.jsonl.gz) stay in the source tree
+    # the bundled Xiangqi GPT (its training games, xiangqi_model/train_games.jsonl.gz, stay in the
+    # source tree) and the bundled Chinese BERT
     package_data={"models": ["xiangqi_model/config.json", "xiangqi_model/model.weights.h5",
-                             "xiangqi_model/MODEL_CARD.md"]},
+                             "xiangqi_model/MODEL_CARD.md",
+                             "bert_zh_model/config.json", "bert_zh_model/model.safetensors",
+                             "bert_zh_model/vocab.txt", "bert_zh_model/tokenizer_config.json",
+                             "bert_zh_model/MODEL_CARD.md", "bert_zh_model/loss.png"]},
     python_requires=">=3.10",
     install_requires=[
         "keras>=3.6",

@@ -39,6 +39,7 @@ SLOW_FILES = (
     "tests/models/test_training.py",
     "tests/models/test_classifier.py",
     "tests/models/test_mlm_training.py",
+    "tests/models/test_long_text_study.py",
 )
 SLOW_TESTS = (
     "tests/models/test_xiangqi_model.py::test_training",
@@ -50,6 +51,8 @@ SLOW_TESTS = (
     "tests/toolkit/test_xiangqi_rules.py::test_in_check",
     "tests/toolkit/test_xiangqi_material.py::",
     "tests/toolkit/test_tokenizers.py::test_matches_transformers",
+    "tests/models/test_bundled_bert.py::test_hugging_face_reads_the_same_weights",
+    "tests/models/test_bundled_bert.py::test_held_out_accuracy_is_the_cards",
 )
 
 
