@@ -95,15 +95,21 @@ def test_help_shows_defaults_and_the_examples_as_written():
 
 
 class OutputReader(threading.Thread):
-    """Collects a process's stdout as it comes (a prompt has no newline to wait for)."""
+    """Collects a process's stdout as it comes (a prompt has no newline to wait for).
+    It is the stream's only reader: the test waits for the process with wait(), not
+    communicate(), which would read stdout too and take the last lines from it."""
 
     def __init__(self, stream):
         super().__init__(daemon=True)
-        self.stream, self.text = stream, ""
+        self.stream, self.raw = stream, b""
+
+    @property
+    def text(self):
+        return self.raw.decode("utf-8", "replace")
 
     def run(self):
         for chunk in iter(lambda: os.read(self.stream.fileno(), 4096), b""):
-            self.text += chunk.decode("utf-8", "replace")
+            self.raw += chunk
 
     def wait_for(self, needle, count=1, timeout=120):
         deadline = time.monotonic() + timeout
@@ -123,12 +129,12 @@ def test_ctrl_c_in_interactive_play_ends_cleanly(tiny_xiangqi_model):
         proc.stdin.flush()
         reader.wait_for("red to move> ", count=2)  # the model replied: waiting for the next move
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     reader.join(timeout=10)
-    err = err.decode()
+    err = proc.stderr.read().decode()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip() == "interrupted"
     assert "game stopped after 2 plies; its moves (ICCS): h2e2 " in reader.text
