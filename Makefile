@@ -44,15 +44,20 @@ test: install test-tf test-jax
 # The tests run on the CPU (the same results on every machine); the scripts see every GPU.
 test-tf test-jax test-fast: export CUDA_VISIBLE_DEVICES ?= -1
 
+# Two pytest workers (pytest-xdist), a test file each at a time: the suite is half subprocess
+# start-ups and single-threaded Python, so the two cores overlap them. TEST_WORKERS=0 runs in one.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test-tf:
-	$(PY) -m pytest -q --durations=15 tests
+	$(PYTEST) --durations=15 tests
 
 test-jax:
-	KERAS_BACKEND=jax $(PY) -m pytest -q --durations=15 tests/layers tests/models
+	KERAS_BACKEND=jax $(PYTEST) --durations=15 tests/layers tests/models
 
 # The inner loop: everything but the tests marked slow (oracles, subprocesses, training), TensorFlow.
 test-fast: install
-	$(PY) -m pytest -q -m "not slow" --durations=10 tests
+	$(PYTEST) -m "not slow" --durations=10 tests
 
 # the benchmarks print their tables; --write also puts them into docs/benchmarks.md (and docs/bench_attention.*).
 # Not here: scripts/bench_cpm.py --write (CPM-LM at full size: ~16 GB of disk, ~12 GiB of memory).

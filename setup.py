@@ -32,6 +32,7 @@ setup(
             "pyffish",
             "pytest",
             "pytest-timeout",
+            "pytest-xdist",
             "torch==2.13.0",
             "transformers",
             "tensorflow==2.21.0",

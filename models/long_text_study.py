@@ -125,6 +125,7 @@ class StudySettings:
     train_length: int = 512
     max_sequences: Optional[int] = None
     held_out: Optional[float] = None
+    progress: bool = False  # a Keras progress bar over each cell's continued training
 
     def variants(self):
         """``[(method label, attention), ...]``: each method with softmax, then every other
@@ -336,7 +337,7 @@ def continue_training(full, data, settings, method, steps, seed, positions):
                   metrics=[masked_token_accuracy])
     chunked = parse_method(method)[0] == "chunked"
     stream = training_batches(sequences, settings, data.vocab_size, seed, positions if chunked else None)
-    model.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    model.fit(stream, steps_per_epoch=steps, epochs=1, verbose=1 if settings.progress else 0, shuffle=False)
 
 
 # -------------------------------------------------------------- results
@@ -577,6 +578,46 @@ def su_comparison(rows):
     return line + (f"; after K = {steps[-1]:,}: {after}." if steps[-1] and after else ".")
 
 
+POSITION_METHODS = ("hierarchical", "copy", "interpolate", "random")
+
+
+def _mean(table, method, length, steps):
+    seeds = table.get((method, "softmax", length, steps))
+    return 100 * float(np.mean(list(seeds.values()))) if seeds else None
+
+
+def reading_lines(rows):
+    """What the softmax cells say, one bullet per K at the longest length read: hierarchical's
+    drop from the trained length, the position methods' spread, random rows against Longformer's
+    copy, the best method against chunks; and whether the model tells the methods apart at all
+    (a spread under one point: it does not)."""
+    table = accuracies(rows)
+    positions = (rows[0].get("setup") or {}).get("positions")
+    _, _, lengths, all_steps = _axes(rows)
+    longest, lines = lengths[-1], []
+    for steps in all_steps:
+        means = {method: _mean(table, method, longest, steps) for method in POSITION_METHODS}
+        means = {method: value for method, value in means.items() if value is not None}
+        if longest <= (positions or 0) or len(means) < 2:
+            continue
+        best, worst = max(means, key=means.get), min(means, key=means.get)
+        parts = [f"the position methods span {means[worst]:.1f}% ({worst}) to {means[best]:.1f}% ({best})"]
+        start = _mean(table, "hierarchical", positions, steps)
+        if start is not None and "hierarchical" in means:
+            parts.insert(0, f"hierarchical {start:.1f}% at {positions:,} -> {means['hierarchical']:.1f}% "
+                            f"({means['hierarchical'] - start:+.1f} points; Su: about -17 at 3x his positions)")
+        if "random" in means and "copy" in means:
+            parts.append(f"random rows against copy {means['random'] - means['copy']:+.1f} points "
+                         f"(Longformer: copy far better)")
+        chunked = _mean(table, "chunked", longest, steps)
+        if chunked is not None:
+            parts.append(f"{best} against chunks of {positions} {means[best] - chunked:+.1f} points")
+        verdict = ("the model hardly tells the methods apart" if means[best] - means[worst] < 1.0
+                   else "the methods differ")
+        lines.append(f"- K = {steps:,}, {longest:,} tokens: " + "; ".join(parts) + f": {verdict}.")
+    return ["", "### What the numbers say", ""] + lines if lines else []
+
+
 def _sequences(limit):
     return f"at most the first {limit} held-out sequences" if limit else "every held-out sequence"
 
@@ -599,7 +640,7 @@ def write_report(results, md_path=DEFAULT_MD, png_path=DEFAULT_PNG):
              "", f"![accuracy against continued-training steps]({os.path.relpath(png_path, os.path.dirname(md_path) or '.')})"]
     comparison = su_comparison(rows)
     lines += ["", comparison] if comparison else []
-    lines += report_tables(rows) + ["", "### Every cell", ""] + _all_cells(rows)
+    lines += reading_lines(rows) + report_tables(rows) + ["", "### Every cell", ""] + _all_cells(rows)
     text = "\n".join(lines) + "\n"
     plot_study(rows, png_path)
     if os.path.dirname(md_path):

@@ -23,6 +23,7 @@ Examples:
 
 import argparse
 import os
+import sys
 
 import _common  # quiet TF, one-line errors
 
@@ -139,7 +140,7 @@ def main(argv=None):
                              attentions=args.attentions, attention_method=args.attention_method,
                              lengths=args.lengths, steps=args.steps, seeds=args.seeds, batch_size=args.batch_size,
                              lr=args.lr, train_length=args.train_length, max_sequences=args.max_sequences,
-                             held_out=args.held_out)
+                             held_out=args.held_out, progress=sys.stdout.isatty())
     rows = run_study(settings, say=lambda line: print(line, flush=True))
     print(f"{len(rows)} cells in {args.results}; --report writes the report")
     return 0

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from models.long_text_study import (StudySettings, cut_pieces, read_results, report_tables, run_study,
+from models.long_text_study import (StudySettings, cut_pieces, read_results, reading_lines, report_tables, run_study,
                                     training_batches, write_report)
 from tests.mlm_assets import POSITIONS, make_tiny_mlm_folder, tiny_text
 from toolkit.mlm_data import CLS, PAD, StreamSettings, batch_for_step
@@ -184,6 +184,26 @@ def test_the_report_has_its_tables_and_writes_the_png(tmp_path):
     assert "2 seeds)" in text and "Su (kexue.fm/archives/7947" in text and "![accuracy" in text
     assert len([line for line in text.splitlines() if line.startswith("| hierarchical | performer-256 | 128 | ")]) == 6
     assert "\n".join(report_tables(synthetic_rows())) in text
+    assert "\n".join(reading_lines(synthetic_rows())) in text and "### What the numbers say" in text
+
+
+def test_the_reading_puts_figures_on_the_claims():
+    accuracy = {("hierarchical", 128): 0.30, ("hierarchical", 1024): 0.20, ("copy", 1024): 0.25,
+                ("random", 1024): 0.15, ("chunked", 1024): 0.22}
+    setup = {"positions": 128}
+    rows = [{"method": method, "attention": "softmax", "length": length, "steps": steps, "seed": seed,
+             "accuracy": value + 0.01 * steps / 200, "setup": setup}
+            for (method, length), value in accuracy.items() for steps in (0, 200) for seed in (0, 1)]
+    lines = reading_lines(rows)
+    assert lines[:3] == ["", "### What the numbers say", ""] and len(lines) == 5
+    assert lines[3] == ("- K = 0, 1,024 tokens: hierarchical 30.0% at 128 -> 20.0% (-10.0 points; Su: about -17 at "
+                        "3x his positions); the position methods span 15.0% (random) to 25.0% (copy); random rows "
+                        "against copy -10.0 points (Longformer: copy far better); copy against chunks of 128 "
+                        "+3.0 points: the methods differ.")
+    assert lines[4].startswith("- K = 200, 1,024 tokens: hierarchical 31.0% at 128 -> 21.0% ")
+    close = [dict(row, accuracy=0.2 + 0.001 * (row["method"] == "copy")) for row in rows]
+    assert reading_lines(close)[3].endswith(": the model hardly tells the methods apart.")
+    assert reading_lines([row for row in rows if row["method"] == "hierarchical"]) == []
 
 
 def test_the_report_of_no_results_is_one_line(tmp_path):
