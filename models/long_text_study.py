@@ -500,11 +500,16 @@ def accuracies(rows):
     return table
 
 
+def _percent(values):
+    """The mean over seeds of ``{seed: accuracy}``, in percent."""
+    return 100 * float(np.mean(list(values.values())))
+
+
 def _cell(values, spread=False):
     if not values:
         return "-"
     seeds = list(values.values())
-    text = f"{100 * np.mean(seeds):.1f}"
+    text = f"{_percent(values):.1f}"
     if spread:
         text += f" ({100 * min(seeds):.1f}-{100 * max(seeds):.1f}, {len(seeds)} seed{'s' * (len(seeds) > 1)})"
     return text
@@ -578,12 +583,9 @@ def su_comparison(rows):
     return line + (f"; after K = {steps[-1]:,}: {after}." if steps[-1] and after else ".")
 
 
-POSITION_METHODS = ("hierarchical", "copy", "interpolate", "random")
-
-
 def _mean(table, method, length, steps):
     seeds = table.get((method, "softmax", length, steps))
-    return 100 * float(np.mean(list(seeds.values()))) if seeds else None
+    return _percent(seeds) if seeds else None
 
 
 def reading_lines(rows):
@@ -596,7 +598,7 @@ def reading_lines(rows):
     _, _, lengths, all_steps = _axes(rows)
     longest, lines = lengths[-1], []
     for steps in all_steps:
-        means = {method: _mean(table, method, longest, steps) for method in POSITION_METHODS}
+        means = {method: _mean(table, method, longest, steps) for method in ("hierarchical",) + EXTENSION_METHODS}
         means = {method: value for method, value in means.items() if value is not None}
         if longest <= (positions or 0) or len(means) < 2:
             continue
