@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from models.builder import build_transformer_model
+from models.distribution import is_chief, process_count, process_share, setup_distribution
 from models.transformer_model import TransformerModel
 from models.training import TrainingRun, latest_checkpoint, make_optimizer
 from toolkit.checkpoints import save_json
@@ -247,8 +248,10 @@ def prepare_run(options):
     """Check the options and the run directory, read and pack the corpus, build and compile the
     model. Returns ``(data, model, settings)``; writes ``train_config.json`` and ``vocab.txt``."""
     options.check()
-    refuse_to_overwrite(options)
     config = options.model_config()
+    refuse_to_overwrite(options)  # before the processes meet: then none of them has written yet
+    setup_distribution(options.distribution, config, options.batch_size, options.coordinator,
+                       options.num_processes, options.process_id)
     data = prepare_data(options.corpus, options.vocab_path(), config["max_position_embeddings"],
                         options.held_out, options.seed)
     _say(options, *data.summary_lines(options.eval_sequences))
@@ -259,8 +262,9 @@ def prepare_run(options):
     os.makedirs(options.out, exist_ok=True)
     keras.utils.set_random_seed(options.seed)
     model = compile_mlm_model(build_mlm_model(config, data.vocabulary.size, options.head), options)
-    save_json(settings, os.path.join(options.out, TRAIN_CONFIG))
-    data.vocabulary.write(os.path.join(options.out, "vocab.txt"))
+    if is_chief():
+        save_json(settings, os.path.join(options.out, TRAIN_CONFIG))
+        data.vocabulary.write(os.path.join(options.out, "vocab.txt"))
     return data, model, settings
 
 
@@ -274,7 +278,8 @@ def summarize(model, run, options, data, held_out):
                "train_sequences": len(data.train), "held_out_documents": data.held_out_documents,
                "held_out": options.held_out}
     if held_out is not None:
-        result = model.evaluate(*held_out, batch_size=options.batch_size, verbose=0, return_dict=True)
+        result = model.evaluate(*process_share(held_out), batch_size=options.batch_size // process_count(),
+                                verbose=0, return_dict=True)
         summary["final_held_out_loss"] = float(result["loss"])
         summary["final_held_out_accuracy"] = float(result["masked_token_accuracy"])
     return summary
@@ -298,6 +303,8 @@ def pretrain_mlm(options, callbacks=()):
         print(f"stopped at step {run.step}; rerun with --resume to continue", file=sys.stderr)
         return None
     summary = summarize(model, run, options, data, held_out)
+    if not is_chief():
+        return summary
     save_mlm_model(model, os.path.join(options.out, MODEL_DIR), data.vocabulary, {"training": summary})
     save_json(summary, os.path.join(options.out, "train_summary.json"))
     plot_log(run.log_path, os.path.join(options.out, "loss.png"), PANELS)

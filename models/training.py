@@ -49,6 +49,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from models.distribution import is_chief, outside_distribution, process_count, process_share
 from toolkit.checkpoints import atomic_path, save_json
 from toolkit.training_log import trim_log
 
@@ -272,6 +273,16 @@ class _Checkpointer(keras.callbacks.Callback):
             self.run.save()
 
 
+def _process_parts(batches_from, validation_data, validation_batch_size):
+    """This process's rows of the training stream and of the validation data."""
+    def local_batches(step):
+        return (process_share(batch) for batch in batches_from(step))
+
+    if validation_batch_size is not None:
+        validation_batch_size //= process_count()
+    return local_batches, process_share(validation_data), validation_batch_size
+
+
 class TrainingRun:
     """One resumable training run of a compiled ``model`` in ``out`` (see the module docstring).
 
@@ -303,8 +314,13 @@ class TrainingRun:
         return self.elapsed_before + time.time() - self.started
 
     def save(self):
+        """Write a checkpoint (process 0 only, in a multi-process run; every process holds the
+        replicated values, so none of them waits for the others)."""
         sync_state(self.model)
-        return save_checkpoint(self.model, self.optimizer, self.checkpoints, self.step, self.elapsed(), self.keep)
+        if not is_chief():
+            return None
+        with outside_distribution():
+            return save_checkpoint(self.model, self.optimizer, self.checkpoints, self.step, self.elapsed(), self.keep)
 
     def restore(self, resume=True):
         """With ``resume``: load the latest checkpoint (weights, optimizer, step, elapsed time) and
@@ -323,14 +339,18 @@ class TrainingRun:
 
     def callbacks(self):
         """The step logger, Keras' CSVLogger (appending after a resume) and the checkpointer, in this order."""
-        return [_StepLogger(self), keras.callbacks.CSVLogger(self.log_path, append=self.resumed_from is not None),
-                _Checkpointer(self)]
+        logger = [keras.callbacks.CSVLogger(self.log_path, append=self.resumed_from is not None)] if is_chief() else []
+        return [_StepLogger(self)] + logger + [_Checkpointer(self)]
 
     def fit(self, batches_from, validation_data=None, validation_batch_size=None, verbose=2, callbacks=()):
         """Train from ``step`` on ``batches_from(step)``; ``verbose``: Keras' (1 a progress bar, 2 a
         line a period). Returns the step reached. A run already at ``total_steps`` only gets its
-        final weights (the EMA's, with ``use_ema``)."""
+        final weights (the EMA's, with ``use_ema``). In a multi-process run each process feeds
+        its own rows of every global batch (and of ``validation_data``); ``fit`` joins them."""
         os.makedirs(self.out, exist_ok=True)
+        if process_count() > 1:
+            batches_from, validation_data, validation_batch_size = _process_parts(
+                batches_from, validation_data, validation_batch_size)
         if self.finished:
             self.optimizer.finalize_variable_values(self.model.trainable_variables)
             return self.step

@@ -45,6 +45,23 @@ def add_verbose(parser):
     return parser
 
 
+def add_distribution(parser):
+    """``--distribution`` and the multi-process options (keras.distribution on JAX; the library's
+    models.distribution.setup_distribution reads them)."""
+    group = parser.add_argument_group("several devices or hosts (KERAS_BACKEND=jax)")
+    group.add_argument("--distribution", default=None, metavar="data|model:N|B,N",
+                       help="data: data parallel over every device (the global --batch-size split over them); "
+                            "model:N: N devices a model replica (Megatron-style layout map); B,N: a B x N mesh")
+    group.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="several processes: the address of process 0 (or KERAS_DISTRIBUTION_JOB_ADDRESSES)")
+    group.add_argument("--num-processes", type=int, default=None, metavar="P",
+                       help="several processes: how many (or KERAS_DISTRIBUTION_NUM_PROCESSES)")
+    group.add_argument("--process-id", type=int, default=None, metavar="I",
+                       help="several processes: this one's number, 0 to P-1; only 0 writes checkpoints, logs "
+                            "and plots (or KERAS_DISTRIBUTION_PROCESS_ID)")
+    return parser
+
+
 def add_write(parser, what):
     """``--write``: benchmarks print their table always and write ``what`` only when asked, into
     ``--md`` (default docs/benchmarks.md). The former ``--no-write`` is still accepted (hidden):

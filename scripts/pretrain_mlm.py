@@ -105,6 +105,7 @@ def parse_args(argv=None):
                         help="run directory: checkpoints, log, and at the end the model")
     add_model_options(parser)
     add_training_options(parser)
+    _common.add_distribution(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar or data summary")
     _common.add_verbose(parser)
     return parser.parse_args(argv)

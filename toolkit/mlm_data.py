@@ -400,6 +400,10 @@ class PretrainOptions:
     resume: bool = False
     stop_after: Optional[int] = None
     quiet: bool = False
+    distribution: Optional[str] = None
+    coordinator: Optional[str] = None
+    num_processes: Optional[int] = None
+    process_id: Optional[int] = None
 
     def check(self):
         """Raise a one-line error for a setting that cannot work (before any framework starts)."""
