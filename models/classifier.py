@@ -154,8 +154,12 @@ def classifier_optimizer(learning_rate, total_steps, warmup_steps=None, weight_d
 
 
 def compile_classifier(model, optimizer):
-    """Sparse categorical cross-entropy on the class index, accuracy as the metric."""
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    """Sparse categorical cross-entropy on the class index, accuracy as the metric; both
+    weighted by the batches' sample weights when they have some (the rows that
+    :class:`models.length_buckets.LengthBuckets` adds to split a batch over devices weigh 0,
+    and the loss is the mean over the rows that count)."""
+    loss = keras.losses.SparseCategoricalCrossentropy(reduction="mean_with_sample_weight")
+    model.compile(optimizer=optimizer, loss=loss, weighted_metrics=["accuracy"])
     return model
 
 

@@ -183,7 +183,7 @@ def check_layout_coverage(model, layouts):
     missing = uncovered_variables(model, layouts)
     if missing:
         raise DistributionError(
-            f"the layout map covers no layout for {len(missing)} large variable(s), e.g. '{missing[0]}' "
+            f"the layout map gives no layout to {len(missing)} large variable(s), e.g. '{missing[0]}' "
             f"(a renamed layer?): it would be replicated on every device; add a rule for it to "
             f"models.distribution.layout_map")
 
@@ -271,6 +271,17 @@ def process_share(batch):
     return local_part(batch, local_rows(len(_first_array(batch))))
 
 
+def even_rows(batch):
+    """``batch`` cut to a whole number of rows a device of the batch axis (the last rows of a
+    validation set that would not split evenly are left out); unchanged without a distribution."""
+    distribution = keras.distribution.distribution()
+    if batch is None or distribution is None:
+        return batch
+    parts = batch_axis_size(distribution)
+    rows = len(_first_array(batch))
+    return batch if rows % parts == 0 else local_part(batch, slice(0, rows - rows % parts))
+
+
 def process_settings(coordinator=None, num_processes=None, process_id=None, environ=None):
     """``(coordinator, count, index)`` from the options, else from ``KERAS_DISTRIBUTION_JOB_ADDRESSES``
     / ``KERAS_DISTRIBUTION_NUM_PROCESSES`` / ``KERAS_DISTRIBUTION_PROCESS_ID`` (what
@@ -348,5 +359,5 @@ def variable_specs(model):
 __all__ = ["BATCH_AXIS", "MODEL_AXIS", "DistributionError", "DistributionSpec", "parse_distribution",
            "check_backend", "check_model_axis", "device_mesh", "layout_map", "layout_rules",
            "uncovered_variables", "check_layout_coverage", "make_distribution", "check_batch", "process_count",
-           "process_index", "is_chief", "local_rows", "local_part", "process_share", "process_settings", "initialize_processes",
+           "process_index", "is_chief", "local_rows", "local_part", "process_share", "even_rows", "process_settings", "initialize_processes",
            "setup_distribution", "outside_distribution", "variable_specs"]

@@ -26,6 +26,8 @@ import keras
 import numpy as np
 
 from models.classifier import build_classifier, classifier_optimizer, compile_classifier
+from models.config import load_config
+from models.distribution import DistributionError, batch_axis_size, process_settings, setup_distribution
 from models.length_buckets import LengthBuckets
 from toolkit.checkpoints import save_json
 from toolkit.classification_data import encode_texts, label_ids, refuse_too_long
@@ -110,15 +112,18 @@ def build_run_model(options, num_classes):
 
 
 def length_buckets(model, id_lists, labels=None, batch_size=32, shuffle=False, seed=0, limit=None):
-    """:class:`LengthBuckets` of ``id_lists`` for ``model`` (its padding id; segment ids when it takes them)."""
+    """:class:`LengthBuckets` of ``id_lists`` for ``model`` (its padding id; segment ids when it
+    takes them), each batch a whole number of rows a device of the distribution's batch axis."""
+    distribution = keras.distribution.distribution()
     return LengthBuckets(id_lists, labels, batch_size, pad_id=model.transformer.pad_token_id,
-                         segments=len(model.inputs) > 1, shuffle=shuffle, seed=seed, limit=limit)
+                         segments=len(model.inputs) > 1, shuffle=shuffle, seed=seed, limit=limit,
+                         rows_multiple=batch_axis_size(distribution) if distribution else 1)
 
 
 def accuracy(model, batches):
     """The share of the texts of ``batches`` (:class:`LengthBuckets` with labels) whose label is
     the model's most probable class."""
-    probabilities = model.predict(batches, verbose=0)
+    probabilities = batches.real(model.predict(batches, verbose=0))
     return float(np.mean(np.argmax(probabilities, axis=-1) == batches.ordered_labels()))
 
 
@@ -142,6 +147,12 @@ def finetune(options, split, report=_to_stderr):
     model folder ``options.out`` (see the module docstring) and return the run's summary (also
     in ``classifier.json``): the test accuracy, its size, the epochs and the settings."""
     keras.utils.set_random_seed(options.seed)
+    config, _ = options.backbone_files()
+    if process_settings(options.coordinator, options.num_processes, options.process_id) is not None:
+        raise DistributionError("finetune_classifier.py runs in one process (its devices: --distribution data or "
+                                "model:N); several processes are for pretrain_mlm.py and train_xiangqi.py")
+    setup_distribution(options.distribution, load_config(config) if config else None, options.batch_size,
+                       options.coordinator, options.num_processes, options.process_id)
     model, tokenizer, vocab = build_run_model(options, len(split.label_names))
     max_length, positions = length_limit(model, options)
     encoded, cut = encode_split(tokenizer, split, max_length, options.truncate, positions, options.hierarchical)

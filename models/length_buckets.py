@@ -31,10 +31,13 @@ class LengthBuckets(keras.utils.PyDataset):
     ``batch_size``; items ``((token_ids, segment_ids), labels)``, or ``((token_ids,
     segment_ids),)`` without ``labels`` (``segments=False``: the token ids alone). ``pad_id``:
     the model's padding id; ``limit``: the longest padding (the model's length limit);
-    ``seed``: the epochs' orders (with ``shuffle``)."""
+    ``seed``: the epochs' orders (with ``shuffle``). ``rows_multiple``: every batch gets a whole
+    number of rows a device (data parallelism): a short batch is filled with copies of its first
+    text, and with labels the items carry sample weights, 0 on the fillers (``real`` drops
+    their rows from predictions)."""
 
     def __init__(self, id_lists, labels=None, batch_size=32, pad_id=0, segments=True, shuffle=False, seed=0,
-                 multiple=16, pool=50, limit=None, **kwargs):
+                 multiple=16, pool=50, limit=None, rows_multiple=1, **kwargs):
         super().__init__(**kwargs)
         if batch_size < 1 or multiple < 1 or pool < 1:
             raise ValueError(f"batch_size={batch_size}, multiple={multiple}, pool={pool}: each must be at least 1")
@@ -44,6 +47,7 @@ class LengthBuckets(keras.utils.PyDataset):
         self.batch_size, self.pad_id, self.segments = batch_size, pad_id, segments
         self.shuffle, self.seed, self.multiple, self.pool = shuffle, seed, multiple, pool
         self.limit = limit or int(self.lengths.max(initial=1))
+        self.rows_multiple = max(1, int(rows_multiple))
         self.epoch = 0
         self.batches = self._arrange()
 
@@ -80,11 +84,24 @@ class LengthBuckets(keras.utils.PyDataset):
         longest = int(self.lengths[chosen].max())
         return max(min(math.ceil(longest / self.multiple) * self.multiple, self.limit), longest)
 
+    def _fillers(self, chosen):
+        return -len(chosen) % self.rows_multiple
+
     def __getitem__(self, index):
         chosen = self.batches[index]
-        tokens = pad_ids([self.id_lists[i] for i in chosen], self.pad_id, self.padded_length(chosen))
+        filled = np.concatenate([chosen, np.repeat(chosen[:1], self._fillers(chosen))])
+        tokens = pad_ids([self.id_lists[i] for i in filled], self.pad_id, self.padded_length(chosen))
         inputs = (tokens, np.zeros_like(tokens)) if self.segments else tokens
-        return (inputs,) if self.labels is None else (inputs, self.labels[chosen])
+        if self.labels is None:
+            return (inputs,)
+        if self.rows_multiple == 1:
+            return inputs, self.labels[chosen]
+        return inputs, self.labels[filled], (np.arange(len(filled)) < len(chosen)).astype("float32")
+
+    def real(self, rows):
+        """Predicted ``rows`` (all the batches', fillers included) without the fillers' rows."""
+        keep = [np.arange(len(chosen) + self._fillers(chosen)) < len(chosen) for chosen in self.batches]
+        return np.asarray(rows)[np.concatenate(keep)] if keep else np.asarray(rows)
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -101,8 +118,10 @@ class LengthBuckets(keras.utils.PyDataset):
 
     def restore_order(self, rows):
         """``rows`` (one a text, in the batches' order, as ``model.predict(self)`` returns them)
-        in the texts' own order."""
+        in the texts' own order (the fillers' rows, if there, left out)."""
         rows = np.asarray(rows)
+        if len(rows) != len(self.order()):
+            rows = self.real(rows)
         restored = np.empty_like(rows)
         restored[self.order()] = rows
         return restored

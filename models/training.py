@@ -49,7 +49,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from models.distribution import is_chief, outside_distribution, process_count, process_share
+from models.distribution import even_rows, is_chief, outside_distribution, process_count, process_share
 from toolkit.checkpoints import atomic_path, save_json
 from toolkit.training_log import trim_log
 
@@ -348,6 +348,7 @@ class TrainingRun:
         final weights (the EMA's, with ``use_ema``). In a multi-process run each process feeds
         its own rows of every global batch (and of ``validation_data``); ``fit`` joins them."""
         os.makedirs(self.out, exist_ok=True)
+        validation_data = even_rows(validation_data)
         if process_count() > 1:
             batches_from, validation_data, validation_batch_size = _process_parts(
                 batches_from, validation_data, validation_batch_size)

@@ -16,8 +16,9 @@ import sys
 import keras
 import numpy as np
 
+from models.distribution import even_rows, is_chief, process_count, process_share, setup_distribution
 from models.training import TrainingRun, latest_checkpoint, make_optimizer
-from models.xiangqi import build_xiangqi_model, save_xiangqi_model, xiangqi_config
+from models.xiangqi import DEFAULT_CONFIG, build_xiangqi_model, save_xiangqi_model, xiangqi_config
 from models.xiangqi_losses import make_loss, make_metrics
 from toolkit.checkpoints import save_json
 from toolkit.training_log import Panel, plot_log, read_log, series
@@ -78,7 +79,8 @@ def build_model(options):
     if options.init_from and not resuming:
         model.load_weights(os.path.join(options.init_from, "model.weights.h5"))
         print(f"initialised from {options.init_from}", file=sys.stderr)
-    save_json(xiangqi_config(model), os.path.join(options.out, "train_config.json"))
+    if is_chief():
+        save_json(xiangqi_config(model), os.path.join(options.out, "train_config.json"))
     optimizer = make_optimizer(options.lr, options.steps, warmup_steps=options.warmup,
                                min_lr_ratio=options.min_lr_ratio, weight_decay=options.weight_decay)
     model.compile(optimizer=optimizer, loss=make_loss(options.legal_weight), metrics=make_metrics(options.legal_weight))
@@ -102,11 +104,11 @@ def summarize(model, run, options, data):
                "parameters": int(model.count_params()), "batch_size": options.batch_size,
                "max_len": options.max_len, "lr": options.lr, "p_any": options.p_any,
                "mirror": not options.no_mirror, "legal_weight": options.legal_weight}
-    x, y = batch_for_step(train, 10**9, settings, train_masks)
+    x, y = process_share(batch_for_step(train, 10**9, settings, train_masks))
     summary["final_train_loss"] = float(np.asarray(model.evaluate(x, y, verbose=0, return_dict=True)["loss"]))
     if val:
-        vx, vy = fixed_batches(val, settings, val_masks)
-        res = model.evaluate(vx, vy, batch_size=options.batch_size, verbose=0, return_dict=True)
+        vx, vy = process_share(even_rows(fixed_batches(val, settings, val_masks)))
+        res = model.evaluate(vx, vy, batch_size=options.batch_size // process_count(), verbose=0, return_dict=True)
         summary["final_val_loss"] = float(res["loss"])
         summary["final_val_char_accuracy"] = float(res["masked_accuracy"])
         if options.legal_weight:
@@ -137,6 +139,8 @@ def train_xiangqi_model(options):
     describe. Returns the summary (also in ``OUT/train_summary.json``), or None when the run
     stopped early (``stop_after``: its checkpoint is the product; ``resume`` continues it)."""
     options.check()
+    setup_distribution(options.distribution, dict(DEFAULT_CONFIG, **model_config(options)), options.batch_size,
+                       options.coordinator, options.num_processes, options.process_id)
     os.makedirs(options.out, exist_ok=True)
     train, val = read_split(options)
     keras.utils.set_random_seed(options.seed)
@@ -155,6 +159,8 @@ def train_xiangqi_model(options):
         print(f"stopped at step {run.step}; rerun with --resume to continue", file=sys.stderr)
         return None
     summary = summarize(model, run, options, ((train, train_masks), (val, val_masks)))
+    if not is_chief():
+        return summary
     save_xiangqi_model(model, options.out, extra={"training": summary})
     save_json(summary, os.path.join(options.out, "train_summary.json"))
     plot_losses(options.out)

@@ -100,6 +100,7 @@ def parse_args(argv=None):
     train = commands.add_parser("train", help="fine-tune a checkpoint", formatter_class=_common.HelpFormatter)
     add_data_options(train)
     add_train_options(train)
+    _common.add_distribution(train)
     baselines = commands.add_parser("baselines", help="only the two baselines on the split",
                                     formatter_class=_common.HelpFormatter)
     add_data_options(baselines)

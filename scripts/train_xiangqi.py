@@ -88,6 +88,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=DEFAULTS.seed,
                    help="seed of the weights, the data order and the augmentation")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    _common.add_distribution(p)
     _common.add_verbose(p)
     return p.parse_args(argv)
 

@@ -314,6 +314,10 @@ class FinetuneOptions:
     truncate: bool = False
     patience: int = 1
     seed: int = REVIEWS_SEED
+    distribution: Optional[str] = None
+    coordinator: Optional[str] = None
+    num_processes: Optional[int] = None
+    process_id: Optional[int] = None
     warmup: float = 0.1
     weight_decay: float = 0.01
     dropout: float = 0.1

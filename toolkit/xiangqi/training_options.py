@@ -41,6 +41,10 @@ class XiangqiTrainingOptions:
     stop_after: Optional[int] = None
     seed: int = 0
     quiet: bool = False
+    distribution: Optional[str] = None
+    coordinator: Optional[str] = None
+    num_processes: Optional[int] = None
+    process_id: Optional[int] = None
 
     def check(self):
         """Raise ValueError (one line naming the option and its value) for a setting that cannot work."""
