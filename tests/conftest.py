@@ -40,6 +40,7 @@ SLOW_FILES = (
     "tests/models/test_classifier.py",
     "tests/models/test_mlm_training.py",
     "tests/models/test_long_text_study.py",
+    "tests/models/test_distribution.py",
 )
 SLOW_TESTS = (
     "tests/models/test_xiangqi_model.py::test_training",
