@@ -47,7 +47,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=_common.HelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--devices", type=int, default=8, help="virtual CPU devices")
-    parser.add_argument("--meshes", nargs="+", default=["data", "2,4", "model:8"],
+    parser.add_argument("--meshes", nargs="+", default=["data", "2,4", "model:4"],
                         help="--distribution values to time beside one device")
     parser.add_argument("--repeats", type=int, default=10, help="timed steps (the median is shown)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation)")
