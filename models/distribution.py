@@ -282,6 +282,25 @@ def even_rows(batch):
     return batch if rows % parts == 0 else local_part(batch, slice(0, rows - rows % parts))
 
 
+def evaluation_share(batch):
+    """What this process evaluates of a whole evaluation set: :func:`even_rows`, then its
+    :func:`process_share`."""
+    return process_share(even_rows(batch))
+
+
+def local_batch_size(batch_size):
+    """The rows of a global batch of ``batch_size`` that one process feeds."""
+    return batch_size // process_count()
+
+
+def check_distributed_model(model):
+    """Under a ``ModelParallel`` distribution, :func:`check_layout_coverage` of the built ``model``
+    against the distribution's layout map; nothing otherwise."""
+    distribution = keras.distribution.distribution()
+    if isinstance(distribution, keras.distribution.ModelParallel):
+        check_layout_coverage(model, distribution._layout_map)
+
+
 def process_settings(coordinator=None, num_processes=None, process_id=None, environ=None):
     """``(coordinator, count, index)`` from the options, else from ``KERAS_DISTRIBUTION_JOB_ADDRESSES``
     / ``KERAS_DISTRIBUTION_NUM_PROCESSES`` / ``KERAS_DISTRIBUTION_PROCESS_ID`` (what
@@ -328,7 +347,7 @@ def setup_distribution(text, config=None, batch_size=None, coordinator=None, num
             raise DistributionError("--coordinator / --num-processes / --process-id need --distribution")
         return None
     spec = parse_distribution(text)
-    check_backend()
+    check_backend()  # before the processes meet (make_distribution checks again, for direct calls)
     initialize_processes(coordinator, num_processes, process_id)
     distribution = make_distribution(spec, config)
     if batch_size is not None:
@@ -359,5 +378,6 @@ def variable_specs(model):
 __all__ = ["BATCH_AXIS", "MODEL_AXIS", "DistributionError", "DistributionSpec", "parse_distribution",
            "check_backend", "check_model_axis", "device_mesh", "layout_map", "layout_rules",
            "uncovered_variables", "check_layout_coverage", "make_distribution", "check_batch", "process_count",
-           "process_index", "is_chief", "local_rows", "local_part", "process_share", "even_rows", "process_settings", "initialize_processes",
+           "process_index", "is_chief", "local_rows", "local_part", "process_share", "even_rows", "evaluation_share", "local_batch_size",
+           "check_distributed_model", "process_settings", "initialize_processes",
            "setup_distribution", "outside_distribution", "variable_specs"]

@@ -27,7 +27,8 @@ import numpy as np
 
 from models.classifier import build_classifier, classifier_optimizer, compile_classifier
 from models.config import load_config
-from models.distribution import DistributionError, batch_axis_size, process_settings, setup_distribution
+from models.distribution import (DistributionError, batch_axis_size, check_distributed_model, process_settings,
+                                 setup_distribution)
 from models.length_buckets import LengthBuckets
 from toolkit.checkpoints import save_json
 from toolkit.classification_data import encode_texts, label_ids, refuse_too_long
@@ -154,6 +155,7 @@ def finetune(options, split, report=_to_stderr):
     setup_distribution(options.distribution, load_config(config) if config else None, options.batch_size,
                        options.coordinator, options.num_processes, options.process_id)
     model, tokenizer, vocab = build_run_model(options, len(split.label_names))
+    check_distributed_model(model)
     max_length, positions = length_limit(model, options)
     encoded, cut = encode_split(tokenizer, split, max_length, options.truncate, positions, options.hierarchical)
     if cut:

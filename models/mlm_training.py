@@ -24,7 +24,7 @@ import keras
 from keras import ops
 
 from models.builder import build_transformer_model
-from models.distribution import is_chief, process_count, process_share, setup_distribution
+from models.distribution import evaluation_share, is_chief, local_batch_size, setup_distribution
 from models.transformer_model import TransformerModel
 from models.training import TrainingRun, latest_checkpoint, make_optimizer
 from toolkit.checkpoints import save_json
@@ -278,7 +278,7 @@ def summarize(model, run, options, data, held_out):
                "train_sequences": len(data.train), "held_out_documents": data.held_out_documents,
                "held_out": options.held_out}
     if held_out is not None:
-        result = model.evaluate(*process_share(held_out), batch_size=options.batch_size // process_count(),
+        result = model.evaluate(*evaluation_share(held_out), batch_size=local_batch_size(options.batch_size),
                                 verbose=0, return_dict=True)
         summary["final_held_out_loss"] = float(result["loss"])
         summary["final_held_out_accuracy"] = float(result["masked_token_accuracy"])

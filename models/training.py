@@ -49,7 +49,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from models.distribution import even_rows, is_chief, outside_distribution, process_count, process_share
+from models.distribution import (check_distributed_model, evaluation_share, is_chief, local_batch_size,
+                                 outside_distribution, process_count, process_share)
 from toolkit.checkpoints import atomic_path, save_json
 from toolkit.training_log import trim_log
 
@@ -273,14 +274,9 @@ class _Checkpointer(keras.callbacks.Callback):
             self.run.save()
 
 
-def _process_parts(batches_from, validation_data, validation_batch_size):
-    """This process's rows of the training stream and of the validation data."""
-    def local_batches(step):
-        return (process_share(batch) for batch in batches_from(step))
-
-    if validation_batch_size is not None:
-        validation_batch_size //= process_count()
-    return local_batches, process_share(validation_data), validation_batch_size
+def _local_stream(batches_from):
+    """``batches_from`` with each global batch cut to this process's rows."""
+    return lambda step: (process_share(batch) for batch in batches_from(step))
 
 
 class TrainingRun:
@@ -300,6 +296,7 @@ class TrainingRun:
         self.step, self.elapsed_before, self.started = 0, 0.0, time.time()
         self.resumed_from, self.log_path = None, os.path.join(out, LOG)
         self.checkpoints = os.path.join(out, CHECKPOINTS)
+        check_distributed_model(model)
 
     @property
     def optimizer(self):
@@ -348,10 +345,11 @@ class TrainingRun:
         final weights (the EMA's, with ``use_ema``). In a multi-process run each process feeds
         its own rows of every global batch (and of ``validation_data``); ``fit`` joins them."""
         os.makedirs(self.out, exist_ok=True)
-        validation_data = even_rows(validation_data)
+        validation_data = evaluation_share(validation_data)
         if process_count() > 1:
-            batches_from, validation_data, validation_batch_size = _process_parts(
-                batches_from, validation_data, validation_batch_size)
+            batches_from = _local_stream(batches_from)
+            if validation_batch_size is not None:
+                validation_batch_size = local_batch_size(validation_batch_size)
         if self.finished:
             self.optimizer.finalize_variable_values(self.model.trainable_variables)
             return self.step

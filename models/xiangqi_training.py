@@ -16,7 +16,7 @@ import sys
 import keras
 import numpy as np
 
-from models.distribution import even_rows, is_chief, process_count, process_share, setup_distribution
+from models.distribution import evaluation_share, is_chief, local_batch_size, process_share, setup_distribution
 from models.training import TrainingRun, latest_checkpoint, make_optimizer
 from models.xiangqi import DEFAULT_CONFIG, build_xiangqi_model, save_xiangqi_model, xiangqi_config
 from models.xiangqi_losses import make_loss, make_metrics
@@ -107,8 +107,8 @@ def summarize(model, run, options, data):
     x, y = process_share(batch_for_step(train, 10**9, settings, train_masks))
     summary["final_train_loss"] = float(np.asarray(model.evaluate(x, y, verbose=0, return_dict=True)["loss"]))
     if val:
-        vx, vy = process_share(even_rows(fixed_batches(val, settings, val_masks)))
-        res = model.evaluate(vx, vy, batch_size=options.batch_size // process_count(), verbose=0, return_dict=True)
+        vx, vy = evaluation_share(fixed_batches(val, settings, val_masks))
+        res = model.evaluate(vx, vy, batch_size=local_batch_size(options.batch_size), verbose=0, return_dict=True)
         summary["final_val_loss"] = float(res["loss"])
         summary["final_val_char_accuracy"] = float(res["masked_accuracy"])
         if options.legal_weight:
