@@ -3,15 +3,18 @@
 import keras
 
 from layers.activations import get_activation
+from layers.quantized_sublayers import QuantizedSublayers
 
 
 @keras.saving.register_keras_serializable(package="keras_longctx")
-class FeedForward(keras.layers.Layer):
+class FeedForward(QuantizedSublayers, keras.layers.Layer):
     """``FFN(x) = act(x W1 + b1) W2 + b2`` applied at every position
     (Vaswani et al., "Attention Is All You Need", 2017, eq. 2).
 
     Weights, in order: ``intermediate`` kernel/bias (d x units) and ``output``
     kernel/bias (units x d), the layout of Google's BERT checkpoints.
+    ``quantization='int8'``: both are Keras int8 ``Dense`` layers (see
+    :mod:`layers.quantized_sublayers`).
 
     Example:
 
@@ -21,8 +24,9 @@ class FeedForward(keras.layers.Layer):
     """
 
     def __init__(self, units, activation="gelu", use_bias=True, output_dim=None,
-                 kernel_initializer="glorot_uniform", **kwargs):
+                 kernel_initializer="glorot_uniform", quantization=None, **kwargs):
         super().__init__(**kwargs)
+        self.init_quantization(quantization)
         self.units = int(units)
         self.activation = activation
         self.use_bias = use_bias
@@ -34,11 +38,11 @@ class FeedForward(keras.layers.Layer):
         out = self.output_dim or input_shape[-1]
         self.intermediate = keras.layers.Dense(
             self.units, activation=get_activation(self.activation), use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer, name="intermediate", dtype=self.dtype_policy)
+            kernel_initializer=self.kernel_initializer, name="intermediate", dtype=self.sublayer_dtype())
         self.intermediate.build(input_shape)
         self.output_dense = keras.layers.Dense(
             out, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
-            name="output", dtype=self.dtype_policy)
+            name="output", dtype=self.sublayer_dtype())
         self.output_dense.build(tuple(input_shape[:-1]) + (self.units,))
         self.built = True
 
@@ -56,5 +60,6 @@ class FeedForward(keras.layers.Layer):
             use_bias=self.use_bias,
             output_dim=self.output_dim,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            **self.quantization_config(),
         )
         return config

@@ -5,11 +5,13 @@ import math
 import keras
 from keras import ops
 
+from layers.quantized_sublayers import QuantizedSublayers
+
 NEG_INF = -1e9
 
 
 @keras.saving.register_keras_serializable(package="keras_longctx")
-class MultiHeadAttention(keras.layers.Layer):
+class MultiHeadAttention(QuantizedSublayers, keras.layers.Layer):
     """Multi-head scaled dot-product attention (Vaswani et al., 2017, eq. 1):
 
         Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + B + M) V
@@ -46,6 +48,8 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Weights, in order: query, key, value and output kernels/biases, Google BERT's
     ``attention/self/{query,key,value}`` and ``attention/output/dense`` layout.
+    ``quantization='int8'``: the four are Keras int8 ``Dense`` layers (see
+    :mod:`layers.quantized_sublayers`).
 
     Example:
 
@@ -66,9 +70,11 @@ class MultiHeadAttention(keras.layers.Layer):
         attention_scale=True,
         attention_dropout=0.0,
         kernel_initializer="glorot_uniform",
+        quantization=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.init_quantization(quantization)
         if int(num_heads) < 1 or int(head_size) < 1:
             raise ValueError(f"{type(self).__name__}: num_heads and head_size must be >= 1, got {num_heads}, {head_size}")
         self.num_heads = int(num_heads)
@@ -88,7 +94,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
         def dense(units, name, in_shape):
             layer = keras.layers.Dense(units, use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
-                                       name=name, dtype=self.dtype_policy)
+                                       name=name, dtype=self.sublayer_dtype())
             layer.build(in_shape)
             return layer
 
@@ -262,6 +268,7 @@ class MultiHeadAttention(keras.layers.Layer):
             attention_scale=self.attention_scale,
             attention_dropout=self.attention_dropout,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            **self.quantization_config(),
         )
         return config
 

@@ -2,9 +2,11 @@
 
 import keras
 
+from layers.quantized_sublayers import QuantizedSublayers
+
 
 @keras.saving.register_keras_serializable(package="keras_longctx")
-class Pooler(keras.layers.Layer):
+class Pooler(QuantizedSublayers, keras.layers.Layer):
     """``pooled = tanh(h_0 W + b)`` where ``h_0`` is the hidden state of the
     first token (Devlin et al., "BERT", 2018, section 3.1; ``bert/pooler/dense``).
 
@@ -15,8 +17,9 @@ class Pooler(keras.layers.Layer):
     (2, 8)
     """
 
-    def __init__(self, units, activation="tanh", kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(self, units, activation="tanh", kernel_initializer="glorot_uniform", quantization=None, **kwargs):
         super().__init__(**kwargs)
+        self.init_quantization(quantization)
         self.units = int(units)
         self.activation = activation
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -24,7 +27,7 @@ class Pooler(keras.layers.Layer):
     def build(self, input_shape):
         self.dense = keras.layers.Dense(self.units, activation=self.activation,
                                         kernel_initializer=self.kernel_initializer, name="dense",
-                                        dtype=self.dtype_policy)
+                                        dtype=self.sublayer_dtype())
         self.dense.build((input_shape[0], input_shape[-1]))
         self.built = True
 
@@ -37,5 +40,6 @@ class Pooler(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(units=self.units, activation=self.activation,
-                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+                      **self.quantization_config())
         return config

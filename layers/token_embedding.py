@@ -14,6 +14,11 @@ class TokenEmbedding(keras.layers.Embedding):
     GPT-2's LM head (Press & Wolf, "Using the Output Embedding to Improve
     Language Models", 2017; as in bert4keras' ``Embedding(mode='dense')``).
 
+    int8 (``model.quantize("int8")`` or ``quantize("int8")``): Keras' own int8
+    ``Embedding`` (``E ~ E_int8 / s``, one abs-max scale ``s`` per row); the dense mode
+    then follows Keras' int8 ``Dense``: the inputs are abs-max quantized per row
+    (``h ~ h_int8 / r``) and ``logits = (h_int8 E_int8^T) / (r s^T)``.
+
     Example:
 
     >>> import numpy as np
@@ -22,6 +27,24 @@ class TokenEmbedding(keras.layers.Embedding):
     >>> tuple(emb(h, mode="dense").shape)
     (1, 3, 100)
     """
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        """Keras' ``Embedding.quantize`` (int8 only: the tied dense mode needs one scale per row)."""
+        if mode != "int8":
+            raise ValueError(f"{self.name}: TokenEmbedding quantizes to 'int8' only, got {mode!r}")
+        super().quantize(mode, type_check=False, config=config)
+
+    def _int8_call(self, inputs, mode="embedding", training=None):
+        if mode == "embedding":
+            return super()._int8_call(inputs)
+        if mode != "dense":
+            raise ValueError(f"TokenEmbedding: mode must be 'embedding' or 'dense', got {mode!r}")
+        shape = ops.shape(inputs)
+        flat = ops.reshape(inputs, (-1, shape[-1]))
+        flat, row_scale = keras.quantizers.abs_max_quantize(flat, axis=-1)
+        logits = ops.cast(ops.einsum("nd,vd->nv", flat, self._embeddings), self.compute_dtype)
+        logits = ops.divide(logits, ops.multiply(row_scale, self.embeddings_scale[None, :]))
+        return ops.reshape(logits, tuple(shape[:-1]) + (self.input_dim,))
 
     def call(self, inputs, mode="embedding"):
         if mode == "embedding":

@@ -1,8 +1,11 @@
 """``build_transformer_model``: the one entry point, bert4keras style."""
 
+from layers.quantized_sublayers import check_quantization
 from models.bert import BERT
 from models.config import load_config, require, validate
 from models.gpt2 import GPT2
+from models.quantization import quantize_model
+from toolkit.checkpoints import CheckpointError, checkpoint_format
 
 MODELS = {"bert": BERT, "gpt2": GPT2, "gpt_2": GPT2, "gpt-2": GPT2}
 
@@ -29,6 +32,7 @@ def build_transformer_model(
     return_keras_model=True,
     attention="softmax",
     attention_kwargs=None,
+    quantize=None,
     **kwargs,
 ):
     """Build a BERT or GPT-2 and optionally load a checkpoint.
@@ -51,6 +55,10 @@ def build_transformer_model(
             ``.model`` is the Keras model).
         attention: ``'softmax'``, ``'performer'`` or ``'taylor'``, with
             ``attention_kwargs`` passed to that layer.
+        quantize: ``'int8'``: Keras' own int8 weights (``models.quantization``). The
+            layers are created int8 and each checkpoint tensor is quantized as it is
+            read (no float copy of the model); a float ``.weights.h5`` is loaded into
+            the float model, which is then quantized by ``model.quantize``.
         **kwargs: config values to override, e.g. ``pad_token_id`` (the id
             masked as padding: BERT's default is 0, ``[PAD]``; GPT-2's is None,
             every id a real token) and, for GPT-2, ``mask_input=True`` (a
@@ -84,15 +92,25 @@ def build_transformer_model(
             raise ValueError(f"GPT-2 is a causal LM: application {application!r} is not supported")
         config["application"] = "lm"
         config.pop("type_vocab_size", None)
-    transformer = cls(
-        keep_tokens=keep_tokens,
-        hierarchical_position=hierarchical_position,
-        max_length=max_length,
-        attention=attention,
-        attention_kwargs=attention_kwargs,
-        **config,
-    )
+    settings = dict(keep_tokens=keep_tokens, hierarchical_position=hierarchical_position, max_length=max_length,
+                    attention=attention, attention_kwargs=attention_kwargs, **config)
+    transformer = cls(quantization=check_quantization(quantize, "quantize"), **settings)
     transformer.build()
     if checkpoint_path is not None:
-        transformer.load_weights_from_checkpoint(checkpoint_path)
+        try:
+            transformer.load_weights_from_checkpoint(checkpoint_path)
+        except CheckpointError:
+            if quantize is None or checkpoint_format(checkpoint_path) != "keras":
+                raise
+            transformer = _quantized_from_float_weights(cls, settings, checkpoint_path, quantize)
     return transformer.model if return_keras_model else transformer
+
+
+def _quantized_from_float_weights(cls, settings, checkpoint_path, mode):
+    """A float Keras weights file (it does not fit the int8 layout): loaded into the float
+    model, which Keras then quantizes."""
+    transformer = cls(**settings)
+    transformer.build()
+    transformer.load_weights_from_checkpoint(checkpoint_path)
+    quantize_model(transformer.model, mode)
+    return transformer

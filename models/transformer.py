@@ -10,6 +10,8 @@ import keras
 import numpy as np
 
 import layers
+from layers.quantized_sublayers import QuantizedSublayers, check_quantization, quantized_policy
+from models.quantization import assign_quantized, scale_weights
 from models.transformer_model import TransformerModel
 from toolkit.checkpoints import (
     CheckpointError,
@@ -88,6 +90,7 @@ class Transformer:
         attention="softmax",
         attention_kwargs=None,
         pad_token_id=None,
+        quantization=None,
         name=None,
         **kwargs,
     ):
@@ -117,6 +120,8 @@ class Transformer:
         # the id that marks padding (masked as keys); None: every id is a real token
         self.pad_token_id = None if pad_token_id is None else int(pad_token_id)
         self.max_length = max_length
+        # 'int8': every Dense and embedding table is created as Keras int8 (models.quantization)
+        self.quantization = check_quantization(quantization)
         _check_max_length(max_length, self.max_position, hierarchical_position)
         self.layers = {}
         self.model = None
@@ -125,8 +130,18 @@ class Transformer:
     def apply(self, inputs, layer_cls, name, arguments=None, **layer_kwargs):
         """Create (once) and call the layer named ``name``, bert4keras' ``apply``."""
         if name not in self.layers:
-            self.layers[name] = layer_cls(name=name, **layer_kwargs)
+            self.layers[name] = layer_cls(name=name, **self._quantized_kwargs(layer_cls), **layer_kwargs)
         return self.layers[name](inputs, **(arguments or {}))
+
+    def _quantized_kwargs(self, layer_cls):
+        """With ``quantization``: what makes ``layer_cls`` build its kernels as Keras int8."""
+        if self.quantization is None:
+            return {}
+        if issubclass(layer_cls, QuantizedSublayers):
+            return {"quantization": self.quantization}
+        if issubclass(layer_cls, (keras.layers.Dense, keras.layers.Embedding)):
+            return {"dtype": quantized_policy(self.quantization, keras.config.dtype_policy())}
+        return {}
 
     def attention_layer_class(self):
         cls_name = ATTENTION_KINDS[self.attention]
@@ -172,6 +187,7 @@ class Transformer:
             "attention": self.attention,
             "attention_kwargs": dict(self.attention_kwargs),
             "pad_token_id": self.pad_token_id,
+            "quantization": self.quantization,
             "name": self.name,
         }
 
@@ -262,7 +278,7 @@ class Transformer:
             from tqdm.auto import tqdm
 
             items = tqdm(items, desc="loading weights", unit="layer")
-        cache = {}
+        cache, scales = {}, scale_weights(self.model)
         for layer_name, layer_specs in items:
             layer, weights = self._layer_weights(layer_name, layer_specs)
             for w, spec in zip(weights, layer_specs):
@@ -275,7 +291,7 @@ class Transformer:
                         f"(after layout conversion) but layer '{layer_name}' weight '{w.path}' expects "
                         f"{tuple(w.shape)}"
                     )
-                w.assign(value.astype(w.dtype))
+                assign_quantized(w, value, scales)
 
     def assign_from_named_arrays(self, named_arrays, fmt="hf"):
         """Assign weights from ``(name, array)`` pairs as they arrive (e.g. a
@@ -286,13 +302,13 @@ class Transformer:
         bert4keras/Google TF names. Raises CheckpointError for a name that
         matches no weight, a wrong shape, or weights left unassigned at the
         end. Returns the number of Keras weights assigned."""
-        count = 0
+        count, scales = 0, scale_weights(self.model)
         for layer_name, w, source, part in self.iter_named_parts(named_arrays, fmt):
             if tuple(part.shape) != tuple(w.shape):
                 raise CheckpointError(
                     f"'{source}' has shape {tuple(part.shape)} (after layout conversion) but layer "
                     f"'{layer_name}' weight '{w.path}' expects {tuple(w.shape)}")
-            w.assign(part.astype(w.dtype, copy=False))
+            assign_quantized(w, part, scales)
             count += 1
         return count
 

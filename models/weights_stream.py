@@ -14,7 +14,9 @@ does) and go straight into the file, which is written under a temporary name
 and renamed when every weight is in.
 
 Peak memory: one merged tensor and its Keras-layout part(s), instead of the
-whole float32 model.
+whole float32 model. An int8 shadow (built with ``quantization='int8'``) gives an int8
+file: each tensor is quantized as it is written (:func:`models.quantization.stored_arrays`),
+and the file loads into the same model built with ``quantize='int8'``.
 
 >>> import numpy as np, os, tempfile
 >>> from models import build_transformer_model
@@ -35,6 +37,7 @@ import tempfile
 
 import numpy as np
 
+from models.quantization import scale_weights, stored_arrays
 from toolkit.checkpoints import CheckpointError, atomic_path
 
 # GPT-2 (Hugging Face keys) and BERT sizes that do not change the layer structure
@@ -70,15 +73,14 @@ def _dataset_paths(shadow):
     path = os.path.join(tmpdir, "shadow.weights.h5")
     try:
         for i, w in enumerate(weights):
-            w.assign(np.full(tuple(w.shape), i, dtype=w.dtype))
+            w.assign(_tag(i, w))
         shadow.model.save_weights(path)
         where, groups = {}, []
         with h5py.File(path, "r") as f:
             def visit(name, obj):
                 if isinstance(obj, h5py.Dataset):
-                    value = obj[()]
-                    tag = int(np.asarray(value).reshape(-1)[0]) if np.size(value) else -1
-                    if 0 <= tag < len(weights) and np.all(np.asarray(value) == tag):
+                    tag = _read_tag(obj[()])
+                    if 0 <= tag < len(weights) and np.array_equal(obj[()], _tag(tag, weights[tag])):
                         where[id(weights[tag])] = name
                 else:
                     groups.append((name, dict(obj.attrs)))
@@ -96,6 +98,24 @@ def _dataset_paths(shadow):
     return where, groups, root_attrs
 
 
+def _tag(index, weight):
+    """``weight`` filled with its index (an int8 weight: the index's 4 bytes, then zeros)."""
+    if weight.dtype != "int8":
+        return np.full(tuple(weight.shape), index, dtype=weight.dtype)
+    if int(np.prod(weight.shape)) < 4:
+        raise ValueError(f"int8 weight '{weight.path}' has fewer than 4 values: it cannot be tagged")
+    tag = np.zeros(int(np.prod(weight.shape)), "int8")
+    tag[:4] = np.frombuffer(np.int32(index).tobytes(), "int8")
+    return tag.reshape(tuple(weight.shape))
+
+
+def _read_tag(value):
+    value = np.asarray(value).reshape(-1)
+    if value.dtype == np.int8:
+        return int(np.frombuffer(value[:4].tobytes(), "int32")[0]) if value.size >= 4 else -1
+    return int(value[0]) if value.size else -1
+
+
 def write_weights_streaming(shadow, named_arrays, path, fmt="hf"):
     """Write ``path`` (a Keras ``.weights.h5``) for the full-size version of
     ``shadow``'s architecture from ``(name, array)`` pairs (``fmt='hf'``: Hugging
@@ -108,6 +128,7 @@ def write_weights_streaming(shadow, named_arrays, path, fmt="hf"):
     if not str(path).endswith(".weights.h5"):
         raise ValueError(f"Keras weights file name must end with '.weights.h5', got '{path}'")
     where, groups, root_attrs = _dataset_paths(shadow)
+    scales = scale_weights(shadow.model)  # an int8 shadow: each tensor is quantized as it is written
     written = {}
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -115,12 +136,12 @@ def write_weights_streaming(shadow, named_arrays, path, fmt="hf"):
             for name, attrs in groups:
                 f.require_group(name).attrs.update(attrs)
             for layer_name, w, source, part in shadow.iter_named_parts(named_arrays, fmt):
-                dataset = where[id(w)]
-                if dataset in written:
+                if where[id(w)] in written:
                     raise CheckpointError(f"'{source}' gives layer '{layer_name}' weight '{w.path}' a second "
-                                          f"value (the first came from '{written[dataset]}')")
-                f.create_dataset(dataset, data=np.ascontiguousarray(part, dtype=np.dtype(w.dtype)))
-                written[dataset] = source
+                                          f"value (the first came from '{written[where[id(w)]]}')")
+                for weight, array in stored_arrays(w, part, scales):
+                    f.create_dataset(where[id(weight)], data=np.ascontiguousarray(array))
+                    written[where[id(weight)]] = source
     return len(written)
 
 
