@@ -172,9 +172,17 @@ class CachedDecoder:
 
 def _compile(fn, model, jit_compile=False):
     """Trace ``fn`` once per input shape: tf.function on TensorFlow (compiled by
-    XLA with ``jit_compile``), jax.jit over the model's variables on JAX, eager
+    XLA with ``jit_compile``), jax.jit over the model's variables on JAX,
+    TorchScript on torch (int8 layers on fbgemm: :mod:`models.int8_decoding`), eager
     elsewhere."""
     backend = keras.backend.backend()
+    if backend == "torch":
+        from models.int8_decoding import fast_int8_kernels, routed_to
+        from toolkit.int8_kernels import TracedStep
+
+        kernels = fast_int8_kernels(model)
+        return TracedStep(fn, modules=kernels.values(), parameters=[v.value for v in model.variables],
+                          tracing_context=lambda: routed_to(kernels))
     if backend == "tensorflow":
         import tensorflow as tf
 
