@@ -50,13 +50,15 @@ class GPT2(Transformer):
         return inputs
 
     def cached_decoder(self, bucket=64):
-        """The KV-cache decoder of this model (created once per bucket size)."""
+        """The KV-cache decoder of this model (created once per bucket size and quantization:
+        ``quantize_model`` replaces the weights a decoder traced)."""
         from models.decoder import CachedDecoder
 
         self._decoders = getattr(self, "_decoders", {})
-        if bucket not in self._decoders:
-            self._decoders[bucket] = CachedDecoder(self, bucket=bucket)
-        return self._decoders[bucket]
+        key = (bucket, self.quantization)
+        if key not in self._decoders:
+            self._decoders[key] = CachedDecoder(self, bucket=bucket)
+        return self._decoders[key]
 
     def apply_embeddings(self, inputs):
         return self.embed(inputs[0])

@@ -11,6 +11,12 @@ into docs/benchmarks.md (section bench_cpm).
 
     python scripts/bench_cpm.py --write                # full size: ~5.2 GB of shards, ~10.4 GB converted
     python scripts/bench_cpm.py --layers 2             # the same pipeline, 2 layers
+    python scripts/bench_cpm.py --int8 --write         # convert_cpm_lm.py --int8, int8 decoding (torch backend)
+
+--int8: the converter writes Keras int8 weights (quantized tensor by tensor) and the decoding
+subprocess runs on Keras' torch backend (fbgemm int8 products, models.int8_decoding); sizes
+and the bandwidth bound are then those of the int8 model (1 byte a weight; the float32
+LayerNorms, biases and position table and the float32 scales counted as 4). Section bench_cpm_int8.
 """
 
 import argparse
@@ -37,9 +43,10 @@ import numpy as np
 from models import build_transformer_model
 from toolkit.generation import generate
 out_dir, prompt_len, new, repeats = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+quantize = None if sys.argv[5] == "float32" else sys.argv[5]
 t = time.perf_counter()
-model = build_transformer_model(out_dir + "/config.json", out_dir + "/model.weights.h5", model="gpt2",
-                                initializer="zeros")
+model = build_transformer_model(out_dir + "/config.json", out_dir + ("/model.int8.weights.h5" if quantize else
+                                "/model.weights.h5"), model="gpt2", initializer="zeros", quantize=quantize)
 load_s = time.perf_counter() - t
 vocab = model.transformer.vocab_size
 prompt = np.random.default_rng(0).integers(10, vocab, size=(prompt_len,)).tolist()
@@ -78,6 +85,8 @@ def parse_args(argv=None):
     p.add_argument("--prompt", type=int, default=16, help="prompt tokens")
     p.add_argument("--new", type=int, default=16, help="new tokens (>= 2: seconds per token are timed between tokens)")
     p.add_argument("--repeats", type=int, default=3, help="timed generations (median)")
+    p.add_argument("--int8", action="store_true",
+                   help="convert with --int8 and decode the int8 model on Keras' torch backend (section bench_cpm_int8)")
     p.add_argument("--tmp-dir", default="/tmp", help="where the shards and the converted model go (deleted after)")
     _common.add_write(p, "the table into --md (section bench_cpm)")
     _common.add_verbose(p)
@@ -93,6 +102,17 @@ def parse_args(argv=None):
 def param_count(num_layers, hidden, inner, vocab, positions, **_):
     per_layer = 4 * hidden * hidden + 4 * hidden + 2 * hidden * inner + inner + hidden + 4 * hidden
     return vocab * hidden + positions * hidden + num_layers * per_layer + 2 * hidden
+
+
+def model_bytes(shape, int8=False):
+    """Bytes of the model's weights: float32, or int8 (1 byte a kernel or table weight; the position
+    table, LayerNorms, biases and the per-unit scales float32)."""
+    if not int8:
+        return 4 * param_count(**shape)
+    hidden, inner, layers = shape["hidden"], shape["inner"], shape["num_layers"]
+    int8_weights = shape["vocab"] * hidden + layers * (4 * hidden * hidden + 2 * hidden * inner)
+    return int8_weights + 4 * (param_count(**shape) - int8_weights + shape["vocab"] + layers * (4 * hidden + inner
+                                                                                                  + hidden))
 
 
 def _checked(what, measured):
@@ -115,12 +135,15 @@ def measure(args, shape, tmp):
         "import baseline", benchmarking.run_measured([sys.executable, "-c", IMPORTS], env))
     _, figures["convert_s"], figures["convert_rss"], figures["how"] = _checked("conversion", benchmarking.run_measured(
         [sys.executable, CONVERTER, src, out, "--num-layers", str(shape["num_layers"]), "--num-heads",
-         str(CPM_SHAPE["heads"]), "--quiet"], env))
-    figures["h5_bytes"] = os.path.getsize(os.path.join(out, "model.weights.h5"))
+         str(CPM_SHAPE["heads"]), "--quiet"] + (["--int8"] if args.int8 else []), env))
+    figures["h5_bytes"] = os.path.getsize(os.path.join(out, "model.int8.weights.h5" if args.int8 else
+                                                       "model.weights.h5"))
     print(f"converted in {figures['convert_s']:.1f} s, peak RSS {_gib(figures['convert_rss'])}", file=sys.stderr)
     shutil.rmtree(src)  # disk: the shards are not needed any more
+    gen_env = dict(env, KERAS_BACKEND="torch") if args.int8 else env
     proc, _, figures["gen_rss"], _ = _checked("generation", benchmarking.run_measured(
-        [sys.executable, "-c", GENERATE, out, str(args.prompt), str(args.new), str(args.repeats)], env))
+        [sys.executable, "-c", GENERATE, out, str(args.prompt), str(args.new), str(args.repeats),
+         "int8" if args.int8 else "float32"], gen_env))
     figures.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     return figures
 
@@ -131,8 +154,9 @@ def _gib(n):
 
 def table_rows(args, shape, fig):
     """The rows of the table: (step, measured, against, ratio)."""
-    fp32, full_layers = 4 * param_count(**shape), CPM_SHAPE["num_layers"]
-    model = f"fp32 model {_gib(fp32)}"
+    kind, full_layers = ("int8", CPM_SHAPE["num_layers"]) if args.int8 else ("fp32", CPM_SHAPE["num_layers"])
+    fp32 = model_bytes(shape, args.int8)  # the model's size, int8 with --int8
+    model = f"{kind} model {_gib(fp32)}"
     bound = fp32 / (fig["read_gbs"] * 1e9)
     rows = [
         ("write 2 fp16 Megatron shards (this process)", f"{fig['write_s']:.1f} s, {_gib(fig['shard_bytes'])}", "-", "-"),
@@ -155,16 +179,16 @@ def table_rows(args, shape, fig):
         # What scales with depth is known exactly: the float32 variables, and (converter) the fp16 shard
         # pages it maps. The rest (imports, ~3 transient copies of the largest tensor, the 293 MiB
         # embedding, and allocator slack) is taken as measured here, i.e. as independent of depth.
-        fp32_full = 4 * param_count(**dict(shape, num_layers=full_layers))
-        full_shards = fig["shard_bytes"] * fp32_full / fp32
+        fp32_full = model_bytes(dict(shape, num_layers=full_layers), args.int8)
+        full_shards = fig["shard_bytes"] * param_count(**dict(shape, num_layers=full_layers)) / param_count(**shape)
         est_conv = fig["convert_rss"] + (fp32_full - fp32) + (full_shards - fig["shard_bytes"])
         est_gen = fig["gen_rss"] + (fp32_full - fp32)
         rows += [
             (f"estimate at {full_layers} layers: convert peak RSS (of which fp16 shard pages, reclaimable "
-             "page cache)", f"~{_gib(est_conv)} ({_gib(full_shards)})", f"fp32 model {_gib(fp32_full)}",
+             "page cache)", f"~{_gib(est_conv)} ({_gib(full_shards)})", f"{kind} model {_gib(fp32_full)}",
              f"~{est_conv / fp32_full:.2f}x"),
             (f"estimate at {full_layers} layers: generation peak RSS", f"~{_gib(est_gen)}",
-             f"fp32 model {_gib(fp32_full)}", f"~{est_gen / fp32_full:.2f}x"),
+             f"{kind} model {_gib(fp32_full)}", f"~{est_gen / fp32_full:.2f}x"),
             (f"bandwidth bound at {full_layers} layers", f"{fp32_full / (fig['read_gbs'] * 1e9):.3f} s/token", "-", "-"),
         ]
     return rows
@@ -184,6 +208,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     params, fp32 = param_count(**shape), 4 * param_count(**shape)
+    kind = "int8" if args.int8 else "float32"
     table = benchmarking.markdown_table(["step", "measured", "against", "ratio"], table_rows(args, shape, figures),
                                         align="lrrr")
     text = (f"CPM-LM shape at {args.layers} layers (hidden {shape['hidden']}, {CPM_SHAPE['heads']} heads, FFN "
@@ -192,10 +217,14 @@ def main(argv=None):
             f"(the shards are in the page cache when the converter reads them). Peak RSS by {figures['how']}; it "
             f"counts the memory-mapped shard pages the converter has read. Memory read rate {read_gbs:.1f} GB/s "
             f"(`a.sum()` over a 1 GiB float32 array, median of 5; one core, while TF's matmuls use all of them, so "
-            f"decoding can beat the bound); the bound reads every float32 weight once per token.")
-    body = benchmarking.section_body("CPM-LM: Megatron conversion and greedy decoding", "scripts/bench_cpm.py", text,
+            f"decoding can beat the bound); the bound reads every {kind} weight once per token."
+            + (" int8: `convert_cpm_lm.py --int8`, decoding on Keras' torch backend (fbgemm products of Keras' "
+               "int8 weights, which it packs once: a second int8 copy)." if args.int8 else ""))
+    title = "CPM-LM int8: Megatron conversion and greedy decoding" if args.int8 else \
+        "CPM-LM: Megatron conversion and greedy decoding"
+    body = benchmarking.section_body(title, "scripts/bench_cpm.py", text,
                                      table, argv)
-    benchmarking.report(body, "bench_cpm", args.write, args.md)
+    benchmarking.report(body, "bench_cpm_int8" if args.int8 else "bench_cpm", args.write, args.md)
     return figures
 
 

@@ -49,11 +49,12 @@ print(json.dumps(out))
 """
 
 
-def bench_ours(cfg, prompt, new, batch, repeats):
-    from models import build_transformer_model
+def bench_ours(cfg, prompt, new, batch, repeats, quantize=None):
+    from models import build_transformer_model, quantize_model
     from toolkit.generation import generate
 
     model = build_transformer_model(cfg, model="gpt2", with_lm="linear")
+    quantize_model(model, quantize)
     prompts = [list(prompt)] * batch
 
     def run():
@@ -68,6 +69,70 @@ def bench_hf(cfg, prompt, new, batch, repeats):
 
     torch.set_num_threads(os.cpu_count())
     model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg)).eval()
+    ids = torch.tensor([list(prompt)] * batch)
+    kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new, do_sample=False,
+              pad_token_id=0)
+    with torch.inference_mode():
+        model.generate(ids, **dict(kw, max_new_tokens=4, min_new_tokens=4))
+        seconds = median_time(lambda: model.generate(ids, **kw), repeats, warmup=0)
+    return batch * new / seconds
+
+
+TORCH_SCRIPT = r"""
+import json, os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import numpy as np, torch
+from models import build_transformer_model, quantize_model
+from toolkit.benchmarking import median_time
+from toolkit.generation import generate
+from toolkit.int8_kernels import int8_linear
+cfg, prompt, new, batches, repeats = (json.loads(arg) for arg in sys.argv[1:6])
+torch.set_num_threads(os.cpu_count())
+model = build_transformer_model(cfg, model="gpt2", with_lm="linear")
+out = {"float32": {}, "int8": {}, "floor": {}}
+for kind in ("float32", "int8"):
+    if kind == "int8":
+        quantize_model(model, "int8")
+    for b in batches:
+        seconds = median_time(lambda: generate(model, [prompt] * b, new), repeats)
+        out[kind][b] = b * new / seconds
+h, rng = cfg["n_embd"], np.random.default_rng(0)
+shapes = [(h, 3 * h), (h, h), (h, 4 * h), (4 * h, h)] * cfg["n_layer"] + [(h, cfg["vocab_size"])]
+linears = [int8_linear(rng.integers(-127, 128, s, dtype=np.int8), np.ones(s[1], "float32")) for s in shapes]
+for b in batches:
+    x = torch.randn(b, 4 * h)
+    def chain():
+        with torch.inference_mode():
+            for (rows, _), linear in zip(shapes, linears):
+                linear(x[:, :rows])
+    out["floor"][b] = b / median_time(chain, 20)
+print(json.dumps(out))
+"""
+
+
+def bench_ours_torch(cfg, prompt, new, batches, repeats):
+    """This package on Keras' torch backend (a subprocess: the backend is per process): float32
+    and int8 (fbgemm, traced step) tok/s per batch, and the int8 floor: fbgemm's products of
+    the model's weight shapes alone."""
+    env = dict(os.environ, KERAS_BACKEND="torch")
+    args = [json.dumps(value) for value in (cfg, list(prompt), new, batches, repeats)]
+    proc = subprocess.run([sys.executable, "-c", TORCH_SCRIPT, *args], env=env, capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if proc.returncode:
+        raise RuntimeError(f"the torch-backend run failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {kind: {int(b): v for b, v in values.items()} for kind, values in result.items()}
+
+
+def bench_hf_int8(cfg, prompt, new, batch, repeats):
+    """Hugging Face with torch's dynamic int8 quantization (``quantize_dynamic`` on
+    ``nn.Linear``): GPT-2's blocks are ``Conv1D``, which it skips, so only the LM head is int8."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(os.cpu_count())
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg)).eval()
+    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     ids = torch.tensor([list(prompt)] * batch)
     kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new, do_sample=False,
               pad_token_id=0)
@@ -136,7 +201,7 @@ def matvec_floor_tok_s(layers, hidden, vocab, batch=1, repeats=20):
     return batch / median_time(lambda: chain(x).numpy(), repeats)
 
 
-PEERS = ("hf", "keras-hub", "bert4keras")
+PEERS = ("hf", "keras-hub", "bert4keras", "int8")
 
 
 def parse_args(argv=None):
@@ -149,7 +214,7 @@ def parse_args(argv=None):
     p.add_argument("--new", type=int, default=128, help="new tokens")
     p.add_argument("--batches", default="1,8", help="comma list of batch sizes, each timed")
     p.add_argument("--repeats", type=int, default=3, help="timed generations per measurement (median)")
-    p.add_argument("--skip", default="", help="comma list of peers to skip: hf,keras-hub,bert4keras")
+    p.add_argument("--skip", default="", help="comma list of peers to skip: hf,keras-hub,bert4keras,int8")
     p.add_argument("--cpm", action="store_true", help=argparse.SUPPRESS)  # moved to scripts/bench_cpm.py
     _common.add_write(p, "the table into --md (section bench_generate)")
     _common.add_verbose(p)
@@ -185,6 +250,17 @@ def time_peers(args, cfg, prompt):
         if "keras-hub" not in args.skip:
             rows.setdefault("keras-hub GPT2CausalLM.generate", {})[b] = bench_keras_hub(cfg, prompt, args.new, b,
                                                                                        args.repeats)
+        if "int8" not in args.skip:
+            rows.setdefault("keras-longctx int8, Keras' own int8 kernels (TensorFlow)", {})[b] = bench_ours(
+                cfg, prompt, args.new, b, args.repeats, quantize="int8")
+            if "hf" not in args.skip:
+                rows.setdefault("HF + torch dynamic int8 (LM head only: quantize_dynamic skips Conv1D)", {})[b] = \
+                    bench_hf_int8(cfg, prompt, args.new, b, args.repeats)
+    if "int8" not in args.skip:
+        torch_rows = bench_ours_torch(cfg, prompt, args.new, args.batches, args.repeats)
+        rows["keras-longctx float32 on Keras' torch backend (traced step)"] = torch_rows["float32"]
+        rows["keras-longctx int8 on Keras' torch backend (fbgemm, traced step)"] = torch_rows["int8"]
+        rows["floor int8: fbgemm products of the weights alone"] = torch_rows["floor"]
     if "bert4keras" not in args.skip:
         rows["bert4keras AutoRegressiveDecoder (tf-keras)"] = bench_bert4keras(cfg, args.prompt, args.new,
                                                                                args.batches)

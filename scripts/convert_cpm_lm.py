@@ -12,6 +12,7 @@ under a temporary name and renamed when complete.
 
     python scripts/convert_cpm_lm.py /path/to/CPM-Generate cpm_lm_2.6b
     python scripts/convert_cpm_lm.py /path/to/CPM-Generate/80000 out --tf-checkpoint --safetensors
+    python scripts/convert_cpm_lm.py /path/to/CPM-Generate cpm_lm_2.6b --int8   # + model.int8.weights.h5
 
     model = build_transformer_model("cpm_lm_2.6b/config.json",
                                     "cpm_lm_2.6b/model.weights.h5", model="gpt2")
@@ -24,6 +25,11 @@ architecture). Peak memory is the imports, the shard pages read so far and one
 merged tensor. --safetensors and --tf-checkpoint build the float32 model from the
 written file (+1 copy) and gather the weights once more (--safetensors about +1
 copy, --tf-checkpoint about +2.5, measured at 4 layers of CPM-LM's width).
+
+--int8 writes OUT_DIR/model.int8.weights.h5 instead: Keras' own int8 weights
+(models.quantization), each merged tensor quantized as it is written, so the peak is the
+same as the float conversion's while the file is a quarter of the size. Load it with
+build_transformer_model(..., quantize="int8") or generate_cpm.py --int8.
 """
 
 import argparse
@@ -52,10 +58,15 @@ def parse_args(argv=None):
     p.add_argument("--trust-pickle", action="store_true",
                    help="unpickle shards with torch.load(weights_only=False), which can run code from the "
                         "file: only for files you trust, and only needed if the default safe loading refuses one")
+    p.add_argument("--int8", action="store_true",
+                   help="write Keras int8 weights (OUT_DIR/model.int8.weights.h5) instead of float32 ones")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _common.add_verbose(p)
     args = p.parse_args(argv)
     _common.check_at_least(args, 1, "num-heads", "num-layers")
+    if args.int8 and (args.tf_checkpoint or args.safetensors):
+        raise _common.UsageError("--int8 writes Keras int8 weights only: --tf-checkpoint and --safetensors are "
+                                 "float32 formats (convert without --int8 for them)")
     return args
 
 
@@ -88,10 +99,11 @@ def main(argv=None):
     out = args.out_dir
     os.makedirs(out, exist_ok=True)
     written = []
-    path = os.path.join(out, "model.weights.h5")
+    path = os.path.join(out, "model.int8.weights.h5" if args.int8 else "model.weights.h5")
     # The full-size Keras model is never built: a tiny model of the same architecture gives the file layout
     # and each merged tensor goes straight into the file (one tensor in memory at a time).
-    shadow = build_transformer_model(shadow_config(config), model="gpt2", return_keras_model=False)
+    shadow = build_transformer_model(shadow_config(config), model="gpt2", return_keras_model=False,
+                                     quantize="int8" if args.int8 else None)
     tensors = tqdm(ckpt.iter_hf_tensors(), total=len(ckpt), desc="converting", unit="tensor",
                    disable=args.quiet)
     write_weights_streaming(shadow, tensors, path, fmt="hf")

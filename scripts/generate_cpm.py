@@ -87,6 +87,9 @@ def parse_args(argv=None):
     p.add_argument("--no-echo", action="store_true", help="print only the continuations, not the prompts")
     p.add_argument("--random-init", action="store_true",
                    help="random weights (2 layers x 128, or --config's shape); no MODEL_DIR needed")
+    p.add_argument("--int8", action="store_true",
+                   help="Keras int8 weights: MODEL_DIR/model.int8.weights.h5 (convert_cpm_lm.py --int8), or any "
+                        "checkpoint quantized as it loads; fastest with KERAS_BACKEND=torch (fbgemm kernels)")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     _common.add_verbose(p)
     args = p.parse_args(argv)
@@ -161,7 +164,8 @@ def resolve_paths(args):
         raise ValueError("give MODEL_DIR (a folder written by scripts/convert_cpm_lm.py), or --config, --weights "
                          "and --vocab, or --random-init to try a small random model")
     paths = []
-    for flag, name in (("config", "config.json"), ("weights", "model.weights.h5"), ("vocab", "chinese_vocab.model")):
+    weights_name = "model.int8.weights.h5" if args.int8 else "model.weights.h5"
+    for flag, name in (("config", "config.json"), ("weights", weights_name), ("vocab", "chinese_vocab.model")):
         path = getattr(args, flag) or os.path.join(d, name)
         if not os.path.exists(path):
             hint = (" (copy chinese_vocab.model from the CPM-Generate release next to the converted weights, "
@@ -185,15 +189,17 @@ def load_model(args, config, weights_path, log):
 
     from models import build_transformer_model
 
+    quantize = "int8" if args.int8 else None
     if args.random_init:
         keras.utils.set_random_seed(0 if args.seed is None else args.seed)
-        model = build_transformer_model(config, model="gpt2", with_lm="linear")
+        model = build_transformer_model(config, model="gpt2", with_lm="linear", quantize=quantize)
         log(f"random GPT-2: {model.transformer.num_hidden_layers} layers, hidden {model.transformer.hidden_size}, "
             f"vocabulary {model.transformer.vocab_size}")
         return model
     log(f"loading {weights_path} ...")
     # Zero initializers: every weight is overwritten (random init of 2.6B weights takes most of a minute).
-    return build_transformer_model(config, weights_path, model="gpt2", with_lm="linear", initializer="zeros")
+    return build_transformer_model(config, weights_path, model="gpt2", with_lm="linear", initializer="zeros",
+                                   quantize=quantize)
 
 
 def write(text):

@@ -189,5 +189,7 @@ def test_the_torch_backend_decodes_int8_on_fbgemm_like_keras_own_int8():
     assert np.abs(fast - keras_int8).max() / np.abs(keras_int8).max() < 0.02  # two int8 input quantizers
     assert np.abs(fast - np.array(out["float_eager"])).max() / np.abs(keras_int8).max() < 0.05
     assert fast.argmax() == keras_int8.argmax()
+    float_step = np.array(out["float_step"][0])
+    assert np.abs(fast - float_step).max() > 1e-3 * np.abs(float_step).max()  # not a stale float decoder
     assert out["scored"] == [2, 2, GPT2["vocab_size"]]
     assert all(len(row) == 8 for row in out["int8_fast"])

@@ -254,3 +254,26 @@ def test_command_line_errors_are_one_line_exit_2(tmp_path):
                               cwd=ROOT)
         assert proc.returncode == 2 and proc.stderr.splitlines() == [message], proc.stderr[-2000:]
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_int8_conversion_writes_keras_int8_weights_equal_to_quantizing_the_float_model(tmp_path):
+    from models import quantize_model
+
+    hf = reference(seed=13)
+    src = tmp_path / "CPM"
+    write_release(src, megatron_split(hf.state_dict(), 2))
+    convert(src, tmp_path / "float", "--num-layers", "2", "--num-heads", "4", "--quiet")
+    convert(src, tmp_path / "int8", "--num-layers", "2", "--num-heads", "4", "--quiet", "--int8")
+    assert sorted(os.listdir(tmp_path / "int8")) == ["config.json", "model.int8.weights.h5"]
+    assert os.path.getsize(tmp_path / "int8" / "model.int8.weights.h5") < \
+        0.5 * os.path.getsize(tmp_path / "float" / "model.weights.h5")
+    expected = build_transformer_model(str(tmp_path / "float" / "config.json"),
+                                       str(tmp_path / "float" / "model.weights.h5"), model="gpt2", with_lm="linear")
+    quantize_model(expected)
+    model = build_transformer_model(str(tmp_path / "int8" / "config.json"),
+                                    str(tmp_path / "int8" / "model.int8.weights.h5"), model="gpt2", with_lm="linear",
+                                    quantize="int8")
+    ids = padded_ids(3, 11, 130, LENGTHS, seed=12)
+    np.testing.assert_array_equal(model.predict(ids, verbose=0), expected.predict(ids, verbose=0))
+    proc = convert(src, tmp_path / "bad", "--int8", "--safetensors", check=False)
+    assert_one_line_error(proc, r"--int8 writes Keras int8 weights only")

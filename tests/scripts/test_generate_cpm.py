@@ -120,6 +120,22 @@ def test_random_init_runs_with_a_vocab_trained_on_the_fly():
     assert proc.stderr.splitlines()[1] == "random GPT-2: 2 layers, hidden 128, vocabulary 3000"
 
 
+def test_int8_generates_on_tensorflow_and_on_the_torch_backend(tmp_path, cpm_model):  # noqa: F811
+    """--int8 (a random model built int8) on TensorFlow (Keras' int8 kernels) and on the torch
+    backend (fbgemm): both continue the prompt (their logits are compared in
+    tests/models/test_quantization.py)."""
+    cfg = write_json(dict(vocab_size=3000, n_embd=64, n_layer=2, n_head=4, n_positions=64), tmp_path / "config.json")
+    args = ["--random-init", "--int8", "--config", cfg, "--vocab", cpm_model, "--quiet", "--seed", "3",
+            "--prompt", "中国的首都是", "--max-new-tokens", "6"]
+    outputs = []
+    for backend in ("tensorflow", "torch"):
+        proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                              env=dict(os.environ, KERAS_BACKEND=backend))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs.append(proc.stdout)
+    assert all(out.startswith("中国的首都是") and len(out.strip()) > len("中国的首都是") for out in outputs)
+
+
 def test_examples_file_and_prompt_files(tmp_path):
     examples = read_prompt_file(os.path.join(ROOT, "scripts", "cpm_prompts.txt"))
     assert len(examples) == 4
