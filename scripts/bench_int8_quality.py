@@ -9,9 +9,11 @@ models trained here, float32 vs int8 in the same run:
   sequences (the card's figure), at --bert-rows rows.
 
 Goals (issue 18): cross-entropy within 1%, accuracy within 0.5 points. Prints a table; --write
-puts it into docs/benchmarks.md (section bench_int8_quality).
+puts it into docs/benchmarks.md (section bench_int8_quality; bench_int8_quality_torch under
+KERAS_BACKEND=torch, where the move figures go through the int8 decoder's fbgemm kernels).
 
     python scripts/bench_int8_quality.py --write
+    KERAS_BACKEND=torch python scripts/bench_int8_quality.py --write
 """
 
 import argparse
@@ -117,14 +119,21 @@ def table(figures):
 
 
 def main(argv=None):
+    import keras
+
     args = parse_args(argv)
     figures, games, masked = measure(args)
+    backend = keras.backend.backend()
+    kernels = ("; the cross-entropy and BERT through Keras' int8 layers, the move figures through the KV-cache "
+               "decoder's fbgemm int8 kernels (models.int8_decoding)" if backend == "torch" else "")
     text = (f"Keras' own int8 (`model.quantize(\"int8\")`: int8 kernels and tables, abs-max scales, inputs "
-            f"quantized per row), the bundled models, TensorFlow. Xiangqi: {games} held-out games (every "
+            f"quantized per row), the bundled models, Keras backend {backend}{kernels}. Xiangqi: {games} held-out games (every "
             f"target token), {args.positions} positions for the move figures. BERT: {masked} masked tokens of "
             f"{args.bert_rows} held-out sequences.")
-    body = benchmarking.section_body("int8 quality", "scripts/bench_int8_quality.py", text, table(figures), argv)
-    benchmarking.report(body, "bench_int8_quality", args.write, args.md)
+    section = "bench_int8_quality" + ("" if backend == "tensorflow" else f"_{backend}")
+    body = benchmarking.section_body(f"int8 quality ({backend})", "scripts/bench_int8_quality.py", text,
+                                     table(figures), argv)
+    benchmarking.report(body, section, args.write, args.md)
     return figures
 
 
