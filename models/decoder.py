@@ -55,9 +55,11 @@ class CachedDecoder:
             weight_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in transformer.model.weights)
             jit_compile = weight_bytes <= XLA_AUTO_MAX_BYTES
         self.jit_compile = bool(jit_compile)
-        self._prefill = _compile(self._prefill_fn, transformer.model, self.jit_compile)
-        self._step = _compile(self._step_fn, transformer.model, self.jit_compile)
-        self._continue = _compile(self._continue_fn, transformer.model, self.jit_compile)
+        # torch: the fbgemm copies of the int8 weights, packed once for the three traced functions
+        kernels = _int8_kernels(transformer.model)
+        self._prefill = _compile(self._prefill_fn, transformer.model, self.jit_compile, kernels)
+        self._step = _compile(self._step_fn, transformer.model, self.jit_compile, kernels)
+        self._continue = _compile(self._continue_fn, transformer.model, self.jit_compile, kernels)
 
     # ------------------------------------------------------- traced bodies
     def _forward(self, token_ids, caches, cache_index, key_mask, offsets, cache_mode="update"):
@@ -170,17 +172,26 @@ class CachedDecoder:
         return dict(state, caches=caches, key_mask=state["key_mask"][rows], offsets=state["offsets"][rows])
 
 
-def _compile(fn, model, jit_compile=False):
+def _int8_kernels(model):
+    """On the torch backend, the fbgemm linears of the model's int8 layers (else none)."""
+    if keras.backend.backend() != "torch":
+        return {}
+    from models.int8_decoding import fast_int8_kernels
+
+    return fast_int8_kernels(model)
+
+
+def _compile(fn, model, jit_compile=False, int8_kernels=None):
     """Trace ``fn`` once per input shape: tf.function on TensorFlow (compiled by
     XLA with ``jit_compile``), jax.jit over the model's variables on JAX,
-    TorchScript on torch (int8 layers on fbgemm: :mod:`models.int8_decoding`), eager
-    elsewhere."""
+    TorchScript on torch (the int8 layers of ``int8_kernels`` on fbgemm:
+    :mod:`models.int8_decoding`), eager elsewhere."""
     backend = keras.backend.backend()
     if backend == "torch":
-        from models.int8_decoding import fast_int8_kernels, routed_to
+        from models.int8_decoding import routed_to
         from toolkit.int8_kernels import TracedStep
 
-        kernels = fast_int8_kernels(model)
+        kernels = int8_kernels or {}
         return TracedStep(fn, modules=kernels.values(), parameters=[v.value for v in model.variables],
                           tracing_context=lambda: routed_to(kernels))
     if backend == "tensorflow":

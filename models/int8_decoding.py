@@ -16,8 +16,10 @@ Example (``KERAS_BACKEND=torch``):
 """
 
 import contextlib
+import os
 
 import keras
+import numpy as np
 from keras import ops
 
 from layers.token_embedding import TokenEmbedding
@@ -71,3 +73,38 @@ def _fast_call(layer, linear):
             outputs = ops.add(outputs, layer.bias)
         return layer.activation(outputs) if layer.activation is not None else outputs
     return call
+
+
+def decoding_speeds(config, prompt, new, batches, repeats):
+    """Greedy tok/s of a random GPT-2 of ``config`` on this backend, float32 then int8
+    (``quantize_model``), per batch size; and ``floor``: the int8 products of its weight shapes
+    alone (fbgemm, no attention or loop). ``scripts/bench_generate.py`` runs it on torch."""
+    import torch
+
+    from models.builder import build_transformer_model
+    from models.quantization import quantize_model
+    from toolkit.benchmarking import median_time
+    from toolkit.generation import generate
+
+    torch.set_num_threads(os.cpu_count())
+    model = build_transformer_model(config, model="gpt2", with_lm="linear")
+    speeds = {"float32": {}, "int8": {}, "floor": {}}
+    for kind in ("float32", "int8"):
+        if kind == "int8":
+            quantize_model(model, "int8")
+        for batch in batches:
+            speeds[kind][batch] = batch * new / median_time(lambda: generate(model, [prompt] * batch, new), repeats)
+    hidden, rng = config["n_embd"], np.random.default_rng(0)
+    shapes = [(hidden, 3 * hidden), (hidden, hidden), (hidden, 4 * hidden), (4 * hidden, hidden)] * config["n_layer"]
+    shapes.append((hidden, config["vocab_size"]))
+    linears = [int8_linear(rng.integers(-127, 128, shape, dtype=np.int8), np.ones(shape[1], "float32"))
+               for shape in shapes]
+    for batch in batches:
+        inputs = torch.randn(batch, 4 * hidden)
+
+        def products():
+            with torch.inference_mode():
+                for (rows, _), linear in zip(shapes, linears):
+                    linear(inputs[:, :rows])
+        speeds["floor"][batch] = batch / median_time(products, 20)
+    return speeds

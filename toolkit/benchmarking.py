@@ -238,6 +238,33 @@ def report(body, section, write=False, path=None):
         print(f"wrote {shown_path(path)} (section {section})")
 
 
+def tf_matvec_floor_tok_s(layers, hidden, vocab, batch=1, repeats=20):
+    """Tokens/s of the model's weight products alone: per layer x @ W_qkv, @ W_o, @ W_in, @ W_out,
+    then the vocab x hidden LM head, as one tf.function on a (batch, hidden) input (no attention,
+    LayerNorm, embedding or host loop). The practical floor of a TF decoder on this machine: it reads
+    every weight once per token through TF's own matrix-vector kernels, on all cores."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+
+    def var(*shape):
+        return tf.Variable(rng.standard_normal(shape, dtype=np.float32) * 0.02)
+
+    ws = [(var(hidden, 3 * hidden), var(hidden, hidden), var(hidden, 4 * hidden), var(4 * hidden, hidden))
+          for _ in range(layers)]
+    head = var(vocab, hidden)
+
+    @tf.function
+    def chain(x):
+        for qkv, out, w_in, w_out in ws:
+            x = x + tf.matmul(tf.matmul(x, qkv)[:, :hidden], out)
+            x = x + tf.matmul(tf.nn.gelu(tf.matmul(x, w_in)), w_out)
+        return tf.matmul(x, head, transpose_b=True)
+
+    x = tf.constant(rng.standard_normal((batch, hidden), dtype=np.float32))
+    return batch / median_time(lambda: chain(x).numpy(), repeats)
+
+
 # ----------------------------------------------------------------- results that a run resumes
 class ResultsLog:
     """A JSON-lines file of finished measurements: each record is appended and flushed to disk

@@ -19,8 +19,8 @@ Example:
 >>> kernel = np.array([[127, -64], [0, 127]], "int8")          # (in, out), Keras' layout
 >>> linear = int8_linear(kernel, np.array([127.0, 127.0], "float32"))
 >>> import torch
->>> np.round(linear(torch.tensor([[1.0, 2.0]])).numpy(), 2)
-array([[1.  , 1.5 ]], dtype=float32)
+>>> np.round(linear(torch.tensor([[1.0, 2.0]])).numpy(), 2)      # [1, 1.496] up to the inputs' 8 bits
+array([[1.01, 1.49]], dtype=float32)
 """
 
 import contextlib
