@@ -30,12 +30,14 @@ BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xiangqi_
 
 
 # -------------------------------------------------------------------- model
-def build_xiangqi_model(config=None, weights=None):
+def build_xiangqi_model(config=None, weights=None, quantize=None):
     """GPT-2 (logits head) for the ICCS vocabulary, 512 hierarchical positions.
     ``config``: dict overriding :data:`DEFAULT_CONFIG` or a ``config.json`` path
-    / directory; ``weights``: a ``.weights.h5`` to load. Returns the Keras model
-    (``model.transformer`` is the GPT2 object)."""
+    / directory; ``weights``: a ``.weights.h5`` to load; ``quantize='int8'``: then
+    Keras' int8 (``models.quantization``). Returns the Keras model (``model.transformer``
+    is the GPT2 object)."""
     from models.builder import build_transformer_model
+    from models.quantization import quantize_model
 
     cfg = dict(DEFAULT_CONFIG)
     if isinstance(config, (str, os.PathLike)):
@@ -48,14 +50,16 @@ def build_xiangqi_model(config=None, weights=None):
     model = build_transformer_model(cfg, model="gpt2", hierarchical_position=True, with_lm="linear")
     if weights is not None:
         model.load_weights(weights)
+    quantize_model(model, quantize)
     return model
 
 
-def load_xiangqi_model(directory=None):
-    """The model saved in ``directory`` (config.json + model.weights.h5); default the bundled one."""
+def load_xiangqi_model(directory=None, quantize=None):
+    """The model saved in ``directory`` (config.json + model.weights.h5); default the bundled one;
+    ``quantize='int8'``: Keras' int8 of it."""
     directory = directory or BUNDLED_DIR
     return build_xiangqi_model(os.path.join(directory, "config.json"),
-                               os.path.join(directory, "model.weights.h5"))
+                               os.path.join(directory, "model.weights.h5"), quantize=quantize)
 
 
 def xiangqi_config(model):

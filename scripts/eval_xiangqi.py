@@ -46,6 +46,7 @@ def build_parser():
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--model", default=None,
                         help="model directory (config.json + model.weights.h5); unset: the bundled one")
+    parser.add_argument("--int8", action="store_true", help="Keras int8 weights (fbgemm with KERAS_BACKEND=torch)")
     parser.add_argument("--games", nargs="*", default=[],
                         help="game records (JSONL or PGN); their validation split is held out for the accuracy "
                              "figures (none: no accuracy figures)")
@@ -152,7 +153,7 @@ def main(argv=None):
     from models.xiangqi import BUNDLED_DIR, MoveScorer, load_xiangqi_model
 
     model_dir = args.model or BUNDLED_DIR
-    scorer = MoveScorer(load_xiangqi_model(model_dir))
+    scorer = MoveScorer(load_xiangqi_model(model_dir, quantize="int8" if args.int8 else None))
     scorer.warmup()  # tracing is not counted in the seconds per move
     res = {"model": os.path.relpath(model_dir, benchmarking.ROOT) if args.model is None else model_dir, "matches": {},
            "val_games": len(held_out)}

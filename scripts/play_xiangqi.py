@@ -45,6 +45,7 @@ def build_parser():
     parser.add_argument("--model", default=None,
                         help="model directory (config.json + model.weights.h5, as scripts/train_xiangqi.py "
                              "saves it); unset: the bundled models/xiangqi_model")
+    parser.add_argument("--int8", action="store_true", help="Keras int8 weights (fbgemm with KERAS_BACKEND=torch)")
     parser.add_argument("--opponent", choices=("human", "random", "engine"), default="human",
                         help="human: play interactively; random or engine: a match of --games games against a "
                              "random mover or fairy-stockfish")
@@ -111,7 +112,7 @@ def load_player(args):
     """The model of ``--model`` in a :class:`Player` with the options' settings."""
     from models.xiangqi import MoveScorer, load_xiangqi_model
 
-    scorer = MoveScorer(load_xiangqi_model(args.model))
+    scorer = MoveScorer(load_xiangqi_model(args.model, quantize="int8" if args.int8 else None))
     scorer.warmup()  # trace now: the first moves are not slower than the rest
     return Player(scorer, temperature=args.temperature, condition=args.condition,
                   mate_check=not args.no_mate_check, guard=not args.no_guard, seed=args.seed,

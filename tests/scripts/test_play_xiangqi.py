@@ -26,6 +26,17 @@ def run_script(*args, timeout=120):
                           cwd=ROOT)
 
 
+@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+def test_an_int8_model_plays_a_legal_match(tiny_xiangqi_model, backend):
+    """--int8: Keras' int8 weights; on torch the move scoring runs the fbgemm decoder."""
+    proc = subprocess.run([sys.executable, SCRIPT, "--model", tiny_xiangqi_model, "--int8", "--opponent", "random",
+                           "--games", "1", "--seed", "2", "--max-plies", "30"], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT, env=dict(os.environ, KERAS_BACKEND=backend))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["games"] == 1 and res["illegal_moves"] == 0
+
+
 def test_match_vs_random_prints_json_last_line(tiny_xiangqi_model):
     proc = run_script("--model", tiny_xiangqi_model, "--opponent", "random", "--games", "2", "--seed", "1",
                       "--max-plies", "40", "--show-board", "--no-color", timeout=300)
