@@ -5,7 +5,7 @@ from models.bert import BERT
 from models.config import load_config, require, validate
 from models.gpt2 import GPT2
 from models.quantization import quantize_model
-from toolkit.checkpoints import CheckpointError, checkpoint_format
+from toolkit.checkpoints import keras_weights_hold_int8
 
 MODELS = {"bert": BERT, "gpt2": GPT2, "gpt_2": GPT2, "gpt-2": GPT2}
 
@@ -92,25 +92,15 @@ def build_transformer_model(
             raise ValueError(f"GPT-2 is a causal LM: application {application!r} is not supported")
         config["application"] = "lm"
         config.pop("type_vocab_size", None)
-    settings = dict(keep_tokens=keep_tokens, hierarchical_position=hierarchical_position, max_length=max_length,
-                    attention=attention, attention_kwargs=attention_kwargs, **config)
-    transformer = cls(quantization=check_quantization(quantize, "quantize"), **settings)
+    check_quantization(quantize, "quantize")
+    # a float Keras weights file does not fit the int8 layout: load it into the float model, then quantize
+    float_file = quantize is not None and keras_weights_hold_int8(checkpoint_path) is False
+    transformer = cls(keep_tokens=keep_tokens, hierarchical_position=hierarchical_position, max_length=max_length,
+                      attention=attention, attention_kwargs=attention_kwargs,
+                      quantization=None if float_file else quantize, **config)
     transformer.build()
     if checkpoint_path is not None:
-        try:
-            transformer.load_weights_from_checkpoint(checkpoint_path)
-        except CheckpointError:
-            if quantize is None or checkpoint_format(checkpoint_path) != "keras":
-                raise
-            transformer = _quantized_from_float_weights(cls, settings, checkpoint_path, quantize)
+        transformer.load_weights_from_checkpoint(checkpoint_path)
+    if float_file:
+        quantize_model(transformer.model, quantize)
     return transformer.model if return_keras_model else transformer
-
-
-def _quantized_from_float_weights(cls, settings, checkpoint_path, mode):
-    """A float Keras weights file (it does not fit the int8 layout): loaded into the float
-    model, which Keras then quantizes."""
-    transformer = cls(**settings)
-    transformer.build()
-    transformer.load_weights_from_checkpoint(checkpoint_path)
-    quantize_model(transformer.model, mode)
-    return transformer

@@ -215,6 +215,20 @@ def _open_safetensors(file):
         raise CheckpointError(f"cannot read weights file '{file}': {error}") from None
 
 
+def keras_weights_hold_int8(path):
+    """Whether a Keras ``.h5`` weights file holds int8 arrays (a quantized model's); None for
+    any other kind of checkpoint."""
+    if not str(path).endswith(".h5") or not os.path.isfile(path):
+        return None
+    import h5py
+
+    found = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: found.append(True) if isinstance(obj, h5py.Dataset) and obj.dtype == np.int8
+                     else None)
+    return bool(found)
+
+
 def checkpoint_format(path):
     """``'keras'``, ``'hf'`` or ``'tf'`` for a checkpoint path; CheckpointError if unknown."""
     p = str(path)
