@@ -154,6 +154,7 @@ TORCH_CHILD = r"""
 import json, os, sys, numpy as np
 os.environ["KERAS_BACKEND"] = "torch"
 import keras
+keras.utils.set_random_seed(0)
 from models import build_transformer_model, quantize_model
 from models.decoder import CachedDecoder
 from toolkit.generation import generate
@@ -186,8 +187,11 @@ def test_the_torch_backend_decodes_int8_on_fbgemm_like_keras_own_int8():
     assert out["backend"] == "torch"
     np.testing.assert_allclose(out["float_step"][0], out["float_eager"], atol=1e-4)  # the traced step is exact
     fast, keras_int8 = np.array(out["int8_step"][0]), np.array(out["int8_keras"])
-    assert np.abs(fast - keras_int8).max() / np.abs(keras_int8).max() < 0.02  # two int8 input quantizers
-    assert np.abs(fast - np.array(out["float_eager"])).max() / np.abs(keras_int8).max() < 0.05
+    scale, float_eager = np.abs(keras_int8).max(), np.array(out["float_eager"])
+    # fbgemm and Keras quantize activations differently (affine per call vs abs-max per row): over seeds 0-5 the
+    # two differ by 1-2.4% of the largest logit, and fbgemm's error from float stays within 1.5x Keras' own.
+    assert np.abs(fast - keras_int8).max() / scale < 0.05
+    assert np.abs(fast - float_eager).max() < 2 * np.abs(keras_int8 - float_eager).max()
     assert fast.argmax() == keras_int8.argmax()
     float_step = np.array(out["float_step"][0])
     assert np.abs(fast - float_step).max() > 1e-3 * np.abs(float_step).max()  # not a stale float decoder
