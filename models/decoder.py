@@ -161,6 +161,30 @@ class CachedDecoder:
         logits = self._continue(ids, state["caches"], np.int32(index), state["key_mask"], offsets)
         return ops.convert_to_numpy(logits)
 
+    def score_many(self, token_ids, states):
+        """:meth:`score_continuations` for many contexts in one call: ``states``
+        a list of ``g`` batch-1 states (each game's own history, any lengths)
+        and ``token_ids`` ``(g, rows, length)``, row block ``i`` continuing
+        ``states[i]``; returns ``(g, rows, length, vocab)``. The caches are
+        stacked (padded to the longest), not copied per row."""
+        ids = np.asarray(token_ids)
+        if ids.ndim != 3 or ids.shape[0] != len(states) or ids.shape[2] < 1:
+            raise ValueError(f"token_ids must have shape (len(states)={len(states)}, rows, length >= 1), "
+                             f"got {ids.shape}")
+        if any(state["key_mask"].shape[0] != 1 for state in states):
+            raise ValueError("score_many needs batch-1 states")
+        for state in states:
+            if state["index"] + ids.shape[2] > state["total"]:
+                raise ValueError(f"{ids.shape[2]} continuation tokens at position {state['index']} exceed the "
+                                 f"cache's {state['total']} positions")
+        check_token_ids(ids.reshape(-1, ids.shape[2]), self.vocab_size, "score_many")
+        caches, key_mask = _stacked(states)
+        # each game's tokens at its own positions: offsets + its index (the prefix mode reads no cache index)
+        offsets = np.repeat([s["offsets"][0] + s["index"] for s in states], ids.shape[1]).astype("int32")
+        flat = ids.reshape(-1, ids.shape[2]).astype("int32")
+        logits = ops.convert_to_numpy(self._continue(flat, caches, np.int32(0), key_mask, offsets))
+        return logits.reshape(ids.shape + (logits.shape[-1],))
+
     def _real(self, ids):
         """Which ids are tokens (not the pad id), as keys; the same rule as the full forward pass."""
         return np.ones(ids.shape, bool) if self.pad_id is None else ids != self.pad_id
@@ -170,6 +194,21 @@ class CachedDecoder:
         rows = np.asarray(rows, "int32")
         caches = tuple(ops.take(c, rows, axis=0) for c in state["caches"])
         return dict(state, caches=caches, key_mask=state["key_mask"][rows], offsets=state["offsets"][rows])
+
+
+def _stacked(states):
+    """The caches and key masks of batch-1 states as one batch, each padded to the longest cache."""
+    total = max(state["total"] for state in states)
+    key_mask = np.zeros((len(states), total), bool)
+    for row, state in enumerate(states):
+        key_mask[row, :state["total"]] = state["key_mask"][0]
+        key_mask[row, state["index"]:] = False  # the reserved positions are not keys
+    layers = []
+    for layer in range(len(states[0]["caches"])):
+        parts = [ops.convert_to_numpy(state["caches"][layer]) for state in states]
+        padded = [np.pad(part, [(0, 0)] * 3 + [(0, total - part.shape[3]), (0, 0)]) for part in parts]
+        layers.append(np.concatenate(padded, axis=0))
+    return tuple(layers), key_mask
 
 
 def _int8_kernels(model):

@@ -7,6 +7,7 @@ The vocabulary and the game encoding (``[result] + the 4 characters of each ICCS
 training run :mod:`models.xiangqi_training`'s.
 """
 
+import collections
 import json
 import os
 
@@ -60,6 +61,28 @@ def load_xiangqi_model(directory=None, quantize=None):
     directory = directory or BUNDLED_DIR
     return build_xiangqi_model(os.path.join(directory, "config.json"),
                                os.path.join(directory, "model.weights.h5"), quantize=quantize)
+
+
+def load_player(directory=None, quantize=None, keep=1, warmup=True, **options):
+    """A :class:`toolkit.xiangqi.player.Player` (``options``: its settings) on a
+    :class:`MoveScorer` of :func:`load_xiangqi_model` keeping ``keep`` games'
+    caches, warmed up (traced) so that the first moves are not slower than the rest."""
+    from toolkit.xiangqi.player import Player
+
+    scorer = MoveScorer(load_xiangqi_model(directory, quantize=quantize), keep=keep)
+    if warmup:
+        scorer.warmup()
+    return Player(scorer, **options)
+
+
+def player_description(player, directory=None):
+    """How the web page names the opponent: the model, its size, the player's settings."""
+    model = player.scorer.model
+    name = "the bundled Xiangqi GPT" if directory is None else f"the Xiangqi GPT of {directory}"
+    play = "best move" if player.temperature == 0 else f"sampled at temperature {player.temperature:g}"
+    guard = "with the rule guard" if player.guard else "the model alone"
+    strength = "; about 0.1 of the points against fairy-stockfish at depth 1" if directory is None else ""
+    return f"{name} ({model.count_params() / 1e6:.1f}M parameters), {play}, {guard}{strength}"
 
 
 def xiangqi_config(model):
@@ -116,19 +139,25 @@ class MoveScorer:
     string (three more ``score_continuations`` calls of one row, each feeding
     the argmax so far).
 
-    Across calls the scorer keeps the batch-1 cache of the last history: when the
-    next history extends it (the same game a few plies on, same condition), only
-    the new moves' characters are fed, one ``step`` each, instead of a prefill of
-    the whole game; the cache is allocated with ``reserve`` spare positions and
-    refilled from scratch when they run out (or the history is another game's).
-    Results equal a fresh prefill (``reuse=False``) within float32 rounding."""
+    Across calls the scorer keeps the batch-1 caches of the last ``keep``
+    histories (1: the last game's; a server of many games keeps one per game):
+    when the next history extends one of them (the same game a few plies on,
+    same condition), only the new moves' characters are fed, one ``step``
+    each, instead of a prefill of the whole game; a cache is allocated with
+    ``reserve`` spare positions and refilled from scratch when they run out.
+    Results equal a fresh prefill (``reuse=False``) within float32 rounding.
 
-    def __init__(self, model, bucket=512, reserve=128, reuse=True):
+    ``score_many(requests)`` scores the candidates of many positions (each
+    ``(history, candidates, condition)``) in one batched pass over all their
+    caches (:meth:`~models.decoder.CachedDecoder.score_many`)."""
+
+    def __init__(self, model, bucket=512, reserve=128, reuse=True, keep=1):
         self.model = model
         self.decoder = model.transformer.cached_decoder(bucket=bucket)
         self.reserve = int(reserve)
         self.reuse = bool(reuse)
-        self._last = None  # (prompt ids, logits after them, batch-1 state)
+        self.keep = max(1, int(keep))
+        self._kept = collections.OrderedDict()  # tuple(prompt ids) -> (logits after them, batch-1 state)
 
     def warmup(self, condition="red"):
         """Trace the compiled functions once for the shapes of a game's first
@@ -143,7 +172,8 @@ class MoveScorer:
             for history, rows in (([], 16), (["h2e2"], 48), (["h2e2"] * 3, 96)):
                 self.score(history, ["h2e2"] * rows, condition)
         finally:
-            self.reuse, self._last = saved, None
+            self.reuse = saved
+            self._kept.clear()
         return time.perf_counter() - t
 
     def prompt(self, history, condition=None):
@@ -151,39 +181,70 @@ class MoveScorer:
 
     def _history(self, prompt):
         """Logits after ``prompt`` and the batch-1 state holding it (3 free positions at least)."""
-        last = self._last if self.reuse else None
-        if last is not None:
-            done, logits, state = last
-            new = prompt[len(done):]
-            if prompt[:len(done)] == done and state["index"] + len(new) + 3 <= state["total"]:
-                if new:  # the moves played since: one call
-                    out, state = self.decoder.step([new], state)
-                    logits = out[0]
-                self._last = (list(prompt), logits, state)
-                return logits, state
-        out, state = self.decoder.prefill([prompt], max_new_tokens=3 + (self.reserve if self.reuse else 0))
-        self._last = (list(prompt), out[0], state) if self.reuse else None
-        return out[0], state
+        prompt = tuple(prompt)
+        if self.reuse:
+            for done in reversed(self._kept):  # the most recent first
+                logits, state = self._kept[done]
+                new = prompt[len(done):]
+                if prompt[:len(done)] == done and state["index"] + len(new) + 3 <= state["total"]:
+                    if new:  # the moves played since: one call
+                        out, state = self.decoder.step([list(new)], state)
+                        logits = out[0]
+                    return self._remember(done, prompt, logits, state)
+        out, state = self.decoder.prefill([list(prompt)], max_new_tokens=3 + (self.reserve if self.reuse else 0))
+        return self._remember(None, prompt, out[0], state) if self.reuse else (out[0], state)
+
+    def _remember(self, replaced, prompt, logits, state):
+        self._kept.pop(replaced, None)
+        self._kept[prompt] = (logits, state)
+        while len(self._kept) > self.keep:
+            self._kept.popitem(last=False)
+        return logits, state
+
+    def _candidate_tokens(self, candidates, rows):
+        """The 4 ids of each candidate move in ``rows`` rows (the spare rows repeat the first)."""
+        tokens = np.empty((rows, 4), np.int32)
+        tokens[:len(candidates)] = np.asarray([move_ids(m) for m in candidates], np.int32)
+        tokens[len(candidates):] = tokens[0]
+        return tokens
+
+    @staticmethod
+    def _total(lp0, lp, tokens, n):
+        """Log-probability of each of the ``n`` moves: its first character from the history's logits
+        ``lp0``, the other three from the continuation log-probabilities ``lp`` ``(rows, 3, vocab)``."""
+        rows = np.arange(n)
+        return lp0[tokens[:n, 0]] + sum(lp[rows, k - 1, tokens[:n, k]] for k in range(1, 4))
+
+    def score_many(self, requests):
+        """``[(history, candidates, condition)]`` -> one log-probability array per request, as
+        :meth:`score` gives; every request with candidates in one batched model pass."""
+        results = [np.zeros(0) for _ in requests]
+        busy = [i for i, (_, candidates, _) in enumerate(requests) if len(candidates)]
+        if not busy:
+            return results
+        heads = [self._history(self.prompt(requests[i][0], requests[i][2])) for i in busy]
+        rows = _bucket_rows(max(len(requests[i][1]) for i in busy))
+        tokens = np.stack([self._candidate_tokens(requests[i][1], rows) for i in busy])
+        groups = 1 << (len(busy) - 1).bit_length()  # a power of 2 of games: few traced shapes
+        padded_states = [state for _, state in heads] + [heads[0][1]] * (groups - len(busy))
+        padded_tokens = np.concatenate([tokens, np.repeat(tokens[:1], groups - len(busy), axis=0)])
+        lp = _log_softmax(self.decoder.score_many(padded_tokens[:, :, :3], padded_states))
+        for j, i in enumerate(busy):
+            results[i] = self._total(_log_softmax(heads[j][0]), lp[j], tokens[j], len(requests[i][1]))
+        return results
 
     def score(self, history, candidates, condition=None, greedy=False):
-        cands = [move_ids(m) for m in candidates]
-        n = len(cands)
+        n = len(candidates)
         if n == 0 and not greedy:
             return np.zeros(0)
         logits0, state = self._history(self.prompt(history, condition))
         lp0 = _log_softmax(logits0)
         total = np.zeros(n)
         if n:
-            batch = _bucket_rows(n)
-            tokens = np.empty((batch, 4), np.int32)
-            tokens[:n] = np.asarray(cands, np.int32)
-            tokens[n:] = tokens[0]
+            tokens = self._candidate_tokens(candidates, _bucket_rows(n))
             # every candidate row reads the one history cache: no per-row copy of it
             lp = _log_softmax(self.decoder.score_continuations(tokens[:, :3], state))  # (batch, 3, vocab)
-            rows = np.arange(n)
-            total += lp0[tokens[:n, 0]]
-            for k in range(1, 4):
-                total += lp[rows, k - 1, tokens[:n, k]]
+            total = self._total(lp0, lp, tokens, n)
         if not greedy:
             return total
         greedy_ids = [int(np.argmax(lp0))]
@@ -231,4 +292,5 @@ class MoveScorer:
 
 
 __all__ = ["DEFAULT_CONFIG", "BUNDLED_DIR", "build_xiangqi_model", "load_xiangqi_model", "save_xiangqi_model",
+           "load_player", "player_description",
            "xiangqi_config", "MoveScorer"]

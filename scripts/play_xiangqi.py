@@ -35,7 +35,6 @@ import _common  # quiet TF, one-line errors
 
 from toolkit.xiangqi.match import ENGINE_OPENING_PLIES, MatchSettings, run_match
 from toolkit.xiangqi.model_dir import check_model_dir
-from toolkit.xiangqi.player import Player
 from toolkit.xiangqi.session import play_interactive, use_color
 
 
@@ -110,13 +109,11 @@ def check_openings(args):
 
 def load_player(args):
     """The model of ``--model`` in a :class:`Player` with the options' settings."""
-    from models.xiangqi import MoveScorer, load_xiangqi_model
+    from models.xiangqi import load_player as load_model_player
 
-    scorer = MoveScorer(load_xiangqi_model(args.model, quantize="int8" if args.int8 else None))
-    scorer.warmup()  # trace now: the first moves are not slower than the rest
-    return Player(scorer, temperature=args.temperature, condition=args.condition,
-                  mate_check=not args.no_mate_check, guard=not args.no_guard, seed=args.seed,
-                  material_margin=args.material_margin)
+    return load_model_player(args.model, quantize="int8" if args.int8 else None, temperature=args.temperature,
+                             condition=args.condition, mate_check=not args.no_mate_check, guard=not args.no_guard,
+                             seed=args.seed, material_margin=args.material_margin)
 
 
 def match_settings(args):

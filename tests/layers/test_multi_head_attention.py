@@ -95,6 +95,30 @@ def test_shared_prefix_cache_equals_per_row_update(cls):
         layer(new, cache=cache, cache_index=5, cache_mode="append")
 
 
+@pytest.mark.parametrize("cls", ["softmax", "performer"])
+def test_a_batch_of_prefixes_gives_each_its_rows(cls):
+    """A cache of 2 prefixes (different lengths, masked) and 6 rows: rows 0-2 read prefix 0, rows 3-5
+    prefix 1; equal to writing each row into a copy of its own prefix."""
+    from layers import PerformerAttention
+
+    layer = (MultiHeadAttention(2, 4) if cls == "softmax"
+             else PerformerAttention(2, 4, nb_features=8, seed=0))
+    ctx = np.random.rand(2, 5, 8).astype("float32")
+    cache = np.zeros((2, 2, 2, 9, 4), "float32")
+    _, cache = layer(ctx, use_causal_mask=True, cache=cache, cache_index=0)
+    prefix_mask = np.zeros((2, 9), bool)
+    prefix_mask[0, :5], prefix_mask[1, 2:5] = True, True  # prefix 1 is left-padded: 3 real keys
+    new = np.random.rand(6, 2, 8).astype("float32")
+    out, same = layer(new, attention_mask=prefix_mask, use_causal_mask=True, cache=cache, cache_index=5,
+                      cache_mode="prefix")
+    np.testing.assert_array_equal(_np(same), _np(cache))
+    rows, mask = np.repeat(_np(cache), 3, axis=0), np.repeat(prefix_mask, 3, axis=0)
+    mask[:, 5:7] = True
+    ref, _ = layer(new, attention_mask=mask, use_causal_mask=True, cache=rows, cache_index=5)
+    np.testing.assert_allclose(_np(out), _np(ref), atol=1e-5)
+    assert np.abs(_np(out)[0] - _np(out)[3]).max() > 1e-3 or not np.allclose(new[0], new[3])
+
+
 def test_bad_mask_rank():
     layer = MultiHeadAttention(2, 4)
     x = np.random.rand(1, 3, 8).astype("float32")

@@ -203,6 +203,29 @@ def test_batched_scoring_equals_full_forward(tmp_path):
         assert greedy == "".join(VOCAB[i] if i >= len(SPECIALS) else "?" for i in chars)
 
 
+def test_many_games_scored_in_one_pass_equal_one_at_a_time():
+    """``score_many``: positions of 3 games (different lengths, one with no moves yet, one with no
+    candidates) in one batched pass equal ``score`` of each; with ``keep=3`` the games interleave
+    without a prefill each time (each game extends its own kept cache)."""
+    model = build_xiangqi_model(dict(TINY, num_hidden_layers=2))
+    games = random_games(3, seed=11, plies=30)
+    one_at_a_time = MoveScorer(model, reuse=False)
+    many = MoveScorer(model, keep=3)
+    prefills = []
+    prefill = many.decoder.prefill  # the model's one decoder: both scorers call it
+    for plies in (0, 6, 7, 20):
+        requests = [(g.moves[:plies + i], Position.from_moves(g.moves[:plies + i]).legal_moves(), cond)
+                    for i, (g, cond) in enumerate(zip(games, ("red", "black", "any")))]
+        requests.append((games[0].moves[:3], [], "red"))
+        many.decoder.prefill = lambda *a, **k: prefills.append(1) or prefill(*a, **k)
+        got = many.score_many(requests)
+        many.decoder.prefill = prefill
+        assert len(got) == 4 and len(got[3]) == 0
+        for request, scores in zip(requests[:3], got):
+            np.testing.assert_allclose(scores, one_at_a_time.score(*request), atol=1e-4)
+    assert len(prefills) == 3, prefills  # the 3 games' first positions; then steps (none for no candidates)
+
+
 def test_top_move_is_the_most_probable_string():
     """``top_move`` equals the argmax of the joint probability of all 25^4 strings, brute force,
     in a position where the character-by-character greedy move is not that string."""
@@ -235,7 +258,7 @@ def test_warmup_traces_the_shapes_of_a_game():
     scorer.decoder._forward = lambda *a, **k: traced.append(1) or forward(*a, **k)
     scorer.warmup()
     assert traced, "warmup traced nothing"
-    assert scorer._last is None
+    assert not scorer._kept
     n = len(traced)
     g = random_games(1, seed=5, plies=40)[0]
     for start in (0, 1):  # the player is red (plies 0, 2, ...) or black (1, 3, ...)

@@ -96,7 +96,22 @@ class Player:
         mate = self.forced_win(pos)
         if mate is not None:
             return mate
-        ranked = self.scored_moves(pos)
+        return self.pick(pos, self.scored_moves(pos))
+
+    def choose_many(self, positions):
+        """:meth:`choose` for many positions (of different games), the model's
+        scores in one ``scorer.score_many`` call when the scorer has it."""
+        moves = [self.forced_win(pos) for pos in positions]
+        todo = [i for i, move in enumerate(moves) if move is None and positions[i].legal_moves()]
+        if not hasattr(self.scorer, "score_many"):
+            return [moves[i] if moves[i] is not None else self.choose(pos) for i, pos in enumerate(positions)]
+        requests = [(positions[i].moves, positions[i].legal_moves(), self.condition_for(positions[i])) for i in todo]
+        for i, (_, legal, _), scores in zip(todo, requests, self.scorer.score_many(requests)):
+            moves[i] = self.pick(positions[i], sorted(zip(legal, map(float, scores)), key=lambda ms: -ms[1]))
+        return moves
+
+    def pick(self, pos, ranked):
+        """The move to play from the legal moves scored best first (``ranked``), by temperature and guard."""
         if not ranked:
             return None
         if self.temperature <= 0:
@@ -137,13 +152,19 @@ class Player:
                 best, best_key = mv, key
         return best
 
-    def hint(self, pos, k=3):
+    def hint(self, pos, k=3, probabilities=False):
         """Top ``k`` ``(move, logprob)`` by the model; the move the player would
         play at temperature 0 comes first (a forced win, see :meth:`forced_win`,
-        or the guard's choice)."""
+        or the guard's choice). ``probabilities``: ``(move, p)`` instead, the
+        model's probability of the move among the legal moves (softmax of the
+        log-probabilities over every legal move)."""
         ranked = self.scored_moves(pos)
         if not ranked:
             return []
+        if probabilities:
+            top = ranked[0][1]
+            norm = math.log(sum(math.exp(s - top) for _, s in ranked)) + top
+            ranked = [(m, math.exp(s - norm)) for m, s in ranked]
         first = self.forced_win(pos) or self.guarded(pos, [m for m, _ in ranked])
         return ([(m, s) for m, s in ranked if m == first] + [(m, s) for m, s in ranked if m != first])[:k]
 

@@ -448,26 +448,35 @@ def repair_tail(path):
         return cut
 
 
+def pgn_text(games, headers=None):
+    """Games as ICCS PGN text (the format :func:`read_pgn` reads); ``headers``:
+    more ``{tag: value}`` pairs written after the standard ones."""
+    parts = []
+    for g in games:
+        lines = ['[Game "Chinese Chess"]', '[Format "ICCS"]']
+        if g.fen and g.start_fen() != START_FEN:
+            lines.append(f'[FEN "{g.fen}"]')
+        lines.append(f'[Result "{PGN_OF_RESULT[g.result]}"]')
+        lines += [f'[{tag} "{str(value).replace(chr(34), chr(39))}"]' for tag, value in (headers or {}).items()]
+        words = []
+        black_first = g.start_fen().split()[1] == "b"
+        for i, mv in enumerate(g.moves):
+            j = i + (1 if black_first else 0)
+            if j % 2 == 0:
+                words.append(f"{j // 2 + 1}.")
+            elif i == 0:
+                words.append(f"{j // 2 + 1}...")
+            words.append(mv)
+        words.append(PGN_OF_RESULT[g.result])
+        parts.append("\n".join(lines) + "\n\n" + " ".join(words) + "\n\n")
+    return "".join(parts)
+
+
 def write_pgn(path, games):
-    """Write games as ICCS PGN (the format :func:`read_pgn` reads)."""
+    """Write games as ICCS PGN (:func:`pgn_text`)."""
     with open(path, "w", encoding="utf-8") as f:
-        for g in games:
-            f.write('[Game "Chinese Chess"]\n[Format "ICCS"]\n')
-            if g.fen and g.start_fen() != START_FEN:
-                f.write(f'[FEN "{g.fen}"]\n')
-            f.write(f'[Result "{PGN_OF_RESULT[g.result]}"]\n\n')
-            words = []
-            black_first = g.start_fen().split()[1] == "b"
-            for i, mv in enumerate(g.moves):
-                j = i + (1 if black_first else 0)
-                if j % 2 == 0:
-                    words.append(f"{j // 2 + 1}.")
-                elif i == 0:
-                    words.append(f"{j // 2 + 1}...")
-                words.append(mv)
-            words.append(PGN_OF_RESULT[g.result])
-            f.write(" ".join(words) + "\n\n")
+        f.write(pgn_text(games))
 
 
 __all__ = ["GameRecord", "ReadStats", "RecordError", "read_seed_jsonl", "read_jsonl", "read_pgn", "read_games",
-           "parse_iccs_moves", "GameWriter", "append_game", "repair_tail", "write_pgn"]
+           "parse_iccs_moves", "GameWriter", "append_game", "repair_tail", "write_pgn", "pgn_text"]
