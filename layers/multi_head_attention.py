@@ -38,10 +38,11 @@ class MultiHeadAttention(QuantizedSublayers, keras.layers.Layer):
     every candidate move of a position): ``cache_mode='prefix'`` with a cache of
     batch 1 (or ``batch``) and ``attention_mask`` its ``(1 or batch, max_len)``
     key mask. Each of the ``batch`` rows of new tokens attends to the masked
-    prefix and, causally, to its own new tokens. A cache of ``g`` prefixes
-    (``g`` dividing ``batch``) gives each prefix ``batch / g`` consecutive
-    rows: many contexts, each with its continuations, in one call (scoring
-    the moves of many games at once). The cache is neither written nor
+    prefix and, causally, to its own new tokens; a ``(batch, new, max_len +
+    new)`` ``attention_mask`` instead is the whole mask over [prefix | new]
+    keys (no causal part added: a tree of continuations, each token seeing its
+    ancestors, as in speculative decoding's tree attention; softmax attention
+    only). The cache is neither written nor
     copied per row (the call returns it unchanged), so the cost is that of the new
     tokens only. Equals writing the new keys at ``cache_index`` of a per-row copy
     of the cache (``cache_mode='update'``, the default).
@@ -139,6 +140,9 @@ class MultiHeadAttention(QuantizedSublayers, keras.layers.Layer):
                 raise ValueError(f"{self.name}: cache_index is required with cache")
             index = ops.cast(cache_index, "int32")
             if cache_mode == "prefix":  # subclasses: a per-row copy of the prefix, then the usual update
+                if attention_mask is not None and len(attention_mask.shape) == 3:
+                    raise ValueError(f"{self.name}: a tree mask (rank 3) in cache_mode='prefix' is for softmax "
+                                     f"attention only; {type(self).__name__} takes the prefix's key mask")
                 cache, attention_mask = _prefix_per_row(cache, attention_mask, q, index)
             # one in-place update of the (b, 2, h, t, d) cache with the new (b, 2, h, lq, d) slice, then
             # views of its two halves (no stack: a full copy of the cache per layer and token)
@@ -180,42 +184,33 @@ class MultiHeadAttention(QuantizedSublayers, keras.layers.Layer):
 
     def _attend_prefix(self, q, k, v, cache, prefix_mask, training):
         """New queries/keys/values ``(b, lq, h, d)`` over a read-only prefix cache
-        ``(g, 2, h, max_len, d)`` (keys masked by ``prefix_mask`` ``(g, max_len)``)
-        plus the new keys, causally; one softmax over both parts. ``g`` divides
-        ``b``: rows ``r * b / g ...`` read prefix ``r`` (``g = 1``: one prefix for
-        every row, ``g = b``: a prefix per row; between: a batch of contexts,
-        each with ``b / g`` continuations)."""
+        ``(1 or b, 2, h, max_len, d)`` (keys masked by ``prefix_mask`` ``(1 or b,
+        max_len)``) plus the new keys, causally; one softmax over both parts. A
+        ``(b, lq, max_len + lq)`` ``prefix_mask`` is the whole mask instead."""
         q = ops.transpose(q, (0, 2, 1, 3))  # (b, h, lq, d)
         kn, vn = ops.transpose(k, (0, 2, 1, 3)), ops.transpose(v, (0, 2, 1, 3))
-        kp, vp = ops.cast(cache[:, 0], q.dtype), ops.cast(cache[:, 1], q.dtype)  # (g, h, t, d)
+        kp, vp = ops.cast(cache[:, 0], q.dtype), ops.cast(cache[:, 1], q.dtype)  # (1 or b, h, t, d)
         lq, t = ops.shape(q)[2], ops.shape(kp)[2]
-        groups, rows = cache.shape[0], q.shape[0]
-        grouped = groups not in (1, rows)
-        if grouped:  # (g, b / g, h, lq, d) queries against their group's prefix
-            per_group = rows // groups
-            prefix_scores = ops.reshape(ops.einsum("gchqd,ghtd->gchqt", ops.reshape(q, (groups, per_group) + tuple(
-                q.shape[1:])), kp), (rows,) + tuple(q.shape[1:3]) + (t,))
-        else:
-            prefix_scores = ops.matmul(q, ops.transpose(kp, (0, 1, 3, 2)))
-        scores = ops.concatenate([prefix_scores, ops.matmul(q, ops.transpose(kn, (0, 1, 3, 2)))], axis=-1)
+        scores = ops.concatenate([ops.matmul(q, ops.transpose(kp, (0, 1, 3, 2))),
+                                  ops.matmul(q, ops.transpose(kn, (0, 1, 3, 2)))], axis=-1)
+        if prefix_mask is not None and len(prefix_mask.shape) == 3:  # the whole mask, [prefix | new] keys
+            return self._prefix_output(scores, ops.cast(prefix_mask, "bool")[:, None], vp, vn, t, training)
         key_mask = None
         if prefix_mask is not None:
             if len(prefix_mask.shape) != 2:
                 raise ValueError(f"{self.name}: with cache_mode='prefix', attention_mask must be the prefix's "
-                                 f"(1 or batch, max_len) key mask; got shape {tuple(prefix_mask.shape)}")
-            prefix_mask = ops.cast(prefix_mask, "bool")
-            if grouped:
-                prefix_mask = ops.repeat(prefix_mask, rows // groups, axis=0)
-            key_mask = ops.concatenate([prefix_mask, ops.ones((ops.shape(prefix_mask)[0], lq), "bool")], axis=-1)
+                                 f"(1 or batch, max_len) key mask or a (batch, new, max_len + new) mask of "
+                                 f"both; got shape {tuple(prefix_mask.shape)}")
+            key_mask = ops.concatenate([ops.cast(prefix_mask, "bool"),
+                                        ops.ones((ops.shape(prefix_mask)[0], lq), "bool")], axis=-1)
         # keys are [prefix | new]: new query i (at offset t) sees every prefix key and new keys <= i
         mask = self.combined_mask(lq, t + lq, key_mask, None, True, query_offset=t)
-        probs = self._probabilities(scores, mask, None, v.dtype, training)
-        if grouped:
-            prefix_probs = ops.reshape(probs[..., :t], (groups, rows // groups) + tuple(probs.shape[1:3]) + (t,))
-            prefix_out = ops.reshape(ops.einsum("gchqt,ghtd->gchqd", prefix_probs, vp), tuple(q.shape))
-        else:
-            prefix_out = ops.matmul(probs[..., :t], vp)
-        o = prefix_out + ops.matmul(probs[..., t:], vn)
+        return self._prefix_output(scores, mask, vp, vn, t, training)
+
+    def _prefix_output(self, scores, mask, vp, vn, t, training):
+        """softmax over [prefix | new] keys, then the values of both parts; ``(b, lq, h, d)``."""
+        probs = self._probabilities(scores, mask, None, vn.dtype, training)
+        o = ops.matmul(probs[..., :t], vp) + ops.matmul(probs[..., t:], vn)
         return ops.transpose(o, (0, 2, 1, 3))
 
     def _probabilities(self, scores, mask, attention_bias, dtype, training):
@@ -297,10 +292,6 @@ def _prefix_per_row(cache, attention_mask, query, index):
     """A batch-1 prefix cache (and its key mask) copied to every query row, the new
     positions ``index ...`` of the mask marked as keys."""
     rows = ops.shape(query)[0]
-    if cache.shape[0] not in (1, rows):  # a batch of prefixes, each read by rows / prefixes rows
-        per_prefix = rows // cache.shape[0]
-        cache = ops.repeat(cache, per_prefix, axis=0)
-        attention_mask = None if attention_mask is None else ops.repeat(attention_mask, per_prefix, axis=0)
     cache = ops.broadcast_to(cache, (rows,) + tuple(ops.shape(cache)[1:]))
     if attention_mask is not None:
         attention_mask = ops.broadcast_to(attention_mask, (rows,) + tuple(ops.shape(attention_mask)[1:]))

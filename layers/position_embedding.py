@@ -113,7 +113,9 @@ class PositionEmbedding(keras.layers.Layer):
     def call(self, inputs, start_index=0):
         """``start_index``: the position of ``inputs[:, 0]``, a Python int, a
         scalar tensor, or a ``(batch,)`` tensor of per-row offsets (left-padded
-        batches in cached decoding; negative positions are clipped to 0)."""
+        batches in cached decoding; negative positions are clipped to 0); or a
+        ``(batch, length)`` tensor, the position of every token (a tree of
+        continuations, where siblings share a position)."""
         seq_len = inputs.shape[1]
         static = isinstance(seq_len, int) and isinstance(start_index, int)
         if static:
@@ -127,7 +129,9 @@ class PositionEmbedding(keras.layers.Layer):
         else:
             start = ops.cast(start_index, "int32")
             positions = ops.arange(seq_len, dtype="int32")
-            if len(getattr(start, "shape", ())) == 1:
+            if len(getattr(start, "shape", ())) == 2:
+                positions = ops.maximum(start, 0)
+            elif len(getattr(start, "shape", ())) == 1:
                 positions = ops.maximum(positions[None, :] + start[:, None], 0)
             else:
                 positions = (positions + start)[None, :]

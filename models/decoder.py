@@ -161,29 +161,34 @@ class CachedDecoder:
         logits = self._continue(ids, state["caches"], np.int32(index), state["key_mask"], offsets)
         return ops.convert_to_numpy(logits)
 
-    def score_many(self, token_ids, states):
-        """:meth:`score_continuations` for many contexts in one call: ``states``
-        a list of ``g`` batch-1 states (each game's own history, any lengths)
-        and ``token_ids`` ``(g, rows, length)``, row block ``i`` continuing
-        ``states[i]``; returns ``(g, rows, length, vocab)``. The caches are
-        stacked (padded to the longest), not copied per row."""
-        ids = np.asarray(token_ids)
-        if ids.ndim != 3 or ids.shape[0] != len(states) or ids.shape[2] < 1:
-            raise ValueError(f"token_ids must have shape (len(states)={len(states)}, rows, length >= 1), "
-                             f"got {ids.shape}")
+    def score_tree(self, token_ids, parents, states):
+        """Next-token logits at every node of a tree of continuations, for many
+        contexts in one call. ``states``: ``g`` batch-1 states (any lengths);
+        ``token_ids`` and ``parents`` ``(g, nodes)``: node ``j`` of tree ``i`` is
+        the token ``token_ids[i, j]`` after its parent node ``parents[i, j]``
+        (``-1``: after the context; parents come before their children). Returns
+        ``(g, nodes, vocab)``: ``[i, j]`` are the logits after the context of
+        ``states[i]`` and the path from the root to node ``j``. Each node is one
+        new token, so continuations sharing a prefix share its cost (all the
+        moves of a position: 4 characters each, about 50 nodes for 40 moves).
+        Equals :meth:`score_continuations` of every root-to-node path."""
+        ids, parents = np.asarray(token_ids), np.asarray(parents)
+        if ids.ndim != 2 or ids.shape != parents.shape or ids.shape[0] != len(states):
+            raise ValueError(f"token_ids and parents must both have shape (len(states)={len(states)}, nodes), "
+                             f"got {ids.shape} and {parents.shape}")
         if any(state["key_mask"].shape[0] != 1 for state in states):
-            raise ValueError("score_many needs batch-1 states")
-        for state in states:
-            if state["index"] + ids.shape[2] > state["total"]:
-                raise ValueError(f"{ids.shape[2]} continuation tokens at position {state['index']} exceed the "
-                                 f"cache's {state['total']} positions")
-        check_token_ids(ids.reshape(-1, ids.shape[2]), self.vocab_size, "score_many")
+            raise ValueError("score_tree needs batch-1 states")
+        check_token_ids(ids, self.vocab_size, "score_tree")
+        tree, depths = _tree_mask(parents)
+        # each node at its own position: the context's length (its index + its offset) + the node's depth
+        positions = np.array([s["offsets"][0] + s["index"] for s in states], "int32")[:, None] + depths
+        if self.max_position is not None and positions.max() >= self.max_position:
+            raise ValueError(f"a tree reaching position {positions.max()} exceeds the model's {self.max_position} "
+                             f"positions")
         caches, key_mask = _stacked(states)
-        # each game's tokens at its own positions: offsets + its index (the prefix mode reads no cache index)
-        offsets = np.repeat([s["offsets"][0] + s["index"] for s in states], ids.shape[1]).astype("int32")
-        flat = ids.reshape(-1, ids.shape[2]).astype("int32")
-        logits = ops.convert_to_numpy(self._continue(flat, caches, np.int32(0), key_mask, offsets))
-        return logits.reshape(ids.shape + (logits.shape[-1],))
+        mask = np.concatenate([np.repeat(key_mask[:, None], ids.shape[1], axis=1), tree], axis=-1)
+        logits = self._continue(ids.astype("int32"), caches, np.int32(0), mask, positions.astype("int32"))
+        return ops.convert_to_numpy(logits)
 
     def _real(self, ids):
         """Which ids are tokens (not the pad id), as keys; the same rule as the full forward pass."""
@@ -196,19 +201,34 @@ class CachedDecoder:
         return dict(state, caches=caches, key_mask=state["key_mask"][rows], offsets=state["offsets"][rows])
 
 
-def _stacked(states):
-    """The caches and key masks of batch-1 states as one batch, each padded to the longest cache."""
-    total = max(state["total"] for state in states)
+def _stacked(states, multiple=256):
+    """The caches and key masks of batch-1 states as one batch, each padded to the longest cache
+    (rounded up to ``multiple`` positions: few shapes to trace)."""
+    total = -(-max(state["total"] for state in states) // multiple) * multiple
     key_mask = np.zeros((len(states), total), bool)
     for row, state in enumerate(states):
-        key_mask[row, :state["total"]] = state["key_mask"][0]
-        key_mask[row, state["index"]:] = False  # the reserved positions are not keys
+        key_mask[row, :state["index"]] = state["key_mask"][0, :state["index"]]
     layers = []
     for layer in range(len(states[0]["caches"])):
         parts = [ops.convert_to_numpy(state["caches"][layer]) for state in states]
         padded = [np.pad(part, [(0, 0)] * 3 + [(0, total - part.shape[3]), (0, 0)]) for part in parts]
         layers.append(np.concatenate(padded, axis=0))
     return tuple(layers), key_mask
+
+
+def _tree_mask(parents):
+    """``(g, n, n)`` ancestor-or-self masks and ``(g, n)`` depths of trees given by parent indices."""
+    g, n = parents.shape
+    mask, depths = np.zeros((g, n, n), bool), np.zeros((g, n), "int32")
+    for node in range(n):
+        parent = parents[:, node]
+        if np.any(parent >= node):
+            raise ValueError(f"node {node}'s parent must come before it (a parent index < {node}, or -1)")
+        has = parent >= 0
+        mask[has, node] = mask[has, parent[has]]
+        depths[has, node] = depths[has, parent[has]] + 1
+        mask[:, node, node] = True
+    return mask, depths
 
 
 def _int8_kernels(model):

@@ -63,26 +63,31 @@ def load_xiangqi_model(directory=None, quantize=None):
                                os.path.join(directory, "model.weights.h5"), quantize=quantize)
 
 
-def load_player(directory=None, quantize=None, keep=1, warmup=True, **options):
+def load_player(directory=None, quantize=None, keep=1, bucket=512, batch=0, **options):
     """A :class:`toolkit.xiangqi.player.Player` (``options``: its settings) on a
     :class:`MoveScorer` of :func:`load_xiangqi_model` keeping ``keep`` games'
-    caches, warmed up (traced) so that the first moves are not slower than the rest."""
+    caches (in ``bucket``-position steps), warmed up (traced) so that the first
+    moves are not slower than the rest; ``batch``: also for
+    :meth:`MoveScorer.score_many` of up to that many games at once."""
     from toolkit.xiangqi.player import Player
 
-    scorer = MoveScorer(load_xiangqi_model(directory, quantize=quantize), keep=keep)
-    if warmup:
-        scorer.warmup()
+    scorer = MoveScorer(load_xiangqi_model(directory, quantize=quantize), keep=keep, bucket=bucket)
+    scorer.warmup()
+    if batch:
+        scorer.warmup_many(batch)
     return Player(scorer, **options)
 
 
-def player_description(player, directory=None):
-    """How the web page names the opponent: the model, its size, the player's settings."""
-    model = player.scorer.model
+def player_description(directory=None, temperature=0.0, guard=True):
+    """How the web page names the opponent: the model, its size (from its config.json), the
+    player's settings and, for the bundled model, its strength (docs/benchmarks.md)."""
+    with open(os.path.join(directory or BUNDLED_DIR, "config.json"), encoding="utf-8") as f:
+        parameters = json.load(f).get("training", {}).get("parameters")
     name = "the bundled Xiangqi GPT" if directory is None else f"the Xiangqi GPT of {directory}"
-    play = "best move" if player.temperature == 0 else f"sampled at temperature {player.temperature:g}"
-    guard = "with the rule guard" if player.guard else "the model alone"
-    strength = "; about 0.1 of the points against fairy-stockfish at depth 1" if directory is None else ""
-    return f"{name} ({model.count_params() / 1e6:.1f}M parameters), {play}, {guard}{strength}"
+    size = f" ({parameters / 1e6:.1f}M parameters)" if parameters else ""
+    play = "best move" if temperature == 0 else f"sampled at temperature {temperature:g}"
+    strength = "; scores about 0.1 against fairy-stockfish at depth 1" if directory is None and guard else ""
+    return f"{name}{size}, {play}, {'with the rule guard' if guard else 'the model alone'}{strength}"
 
 
 def xiangqi_config(model):
@@ -118,6 +123,24 @@ def _log_softmax(x):
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
+def _move_tree(candidates):
+    """The tree of the candidates' first three characters: ``(tokens, parents, (ids, paths))``,
+    ``ids`` ``(n, 4)`` the moves' characters and ``paths`` ``(n, 3)`` the nodes of their 1-, 2-
+    and 3-character prefixes (parents come before their children)."""
+    nodes, tokens, parents = {}, [], []
+    ids = np.asarray([move_ids(move) for move in candidates], np.int32)
+    paths = np.empty((len(candidates), 3), np.int32)
+    for row, move in enumerate(ids):
+        for depth in range(3):
+            key = tuple(move[:depth + 1])
+            if key not in nodes:
+                nodes[key] = len(tokens)
+                tokens.append(move[depth])
+                parents.append(nodes[key[:-1]] if depth else -1)
+            paths[row, depth] = nodes[key]
+    return tokens, parents, (ids, paths)
+
+
 def _bucket_rows(n):
     """Candidate batch padded to a few sizes, so the step function is traced rarely."""
     for b in (16, 48, 96, 128):
@@ -149,7 +172,7 @@ class MoveScorer:
 
     ``score_many(requests)`` scores the candidates of many positions (each
     ``(history, candidates, condition)``) in one batched pass over all their
-    caches (:meth:`~models.decoder.CachedDecoder.score_many`)."""
+    histories (:meth:`~models.decoder.CachedDecoder.score_tree`)."""
 
     def __init__(self, model, bucket=512, reserve=128, reuse=True, keep=1):
         self.model = model
@@ -201,37 +224,47 @@ class MoveScorer:
             self._kept.popitem(last=False)
         return logits, state
 
-    def _candidate_tokens(self, candidates, rows):
-        """The 4 ids of each candidate move in ``rows`` rows (the spare rows repeat the first)."""
-        tokens = np.empty((rows, 4), np.int32)
-        tokens[:len(candidates)] = np.asarray([move_ids(m) for m in candidates], np.int32)
-        tokens[len(candidates):] = tokens[0]
-        return tokens
-
-    @staticmethod
-    def _total(lp0, lp, tokens, n):
-        """Log-probability of each of the ``n`` moves: its first character from the history's logits
-        ``lp0``, the other three from the continuation log-probabilities ``lp`` ``(rows, 3, vocab)``."""
-        rows = np.arange(n)
-        return lp0[tokens[:n, 0]] + sum(lp[rows, k - 1, tokens[:n, k]] for k in range(1, 4))
-
     def score_many(self, requests):
         """``[(history, candidates, condition)]`` -> one log-probability array per request, as
-        :meth:`score` gives; every request with candidates in one batched model pass."""
+        :meth:`score` gives. The candidates of a request are a tree of their first three
+        characters (moves from one square share two nodes: about 50 nodes for 40 moves, not 120
+        tokens), and the trees of many requests go through the model together
+        (:meth:`~models.decoder.CachedDecoder.score_tree`), in chunks of 1, 2, 4, ... requests."""
         results = [np.zeros(0) for _ in requests]
         busy = [i for i, (_, candidates, _) in enumerate(requests) if len(candidates)]
-        if not busy:
-            return results
-        heads = [self._history(self.prompt(requests[i][0], requests[i][2])) for i in busy]
-        rows = _bucket_rows(max(len(requests[i][1]) for i in busy))
-        tokens = np.stack([self._candidate_tokens(requests[i][1], rows) for i in busy])
-        groups = 1 << (len(busy) - 1).bit_length()  # a power of 2 of games: few traced shapes
-        padded_states = [state for _, state in heads] + [heads[0][1]] * (groups - len(busy))
-        padded_tokens = np.concatenate([tokens, np.repeat(tokens[:1], groups - len(busy), axis=0)])
-        lp = _log_softmax(self.decoder.score_many(padded_tokens[:, :, :3], padded_states))
-        for j, i in enumerate(busy):
-            results[i] = self._total(_log_softmax(heads[j][0]), lp[j], tokens[j], len(requests[i][1]))
+        while busy:
+            chunk, busy = busy[:1 << (len(busy).bit_length() - 1)], busy[1 << (len(busy).bit_length() - 1):]
+            heads = [self._history(self.prompt(requests[i][0], requests[i][2])) for i in chunk]
+            trees = [_move_tree(requests[i][1]) for i in chunk]
+            nodes = -(-max(len(tokens) for tokens, _, _ in trees) // 32) * 32
+            tokens, parents = np.zeros((len(chunk), nodes), np.int32), np.full((len(chunk), nodes), -1, np.int32)
+            for row, (tree_tokens, tree_parents, _) in enumerate(trees):
+                tokens[row, :len(tree_tokens)], parents[row, :len(tree_parents)] = tree_tokens, tree_parents
+            lp = _log_softmax(self.decoder.score_tree(tokens, parents, [state for _, state in heads]))
+            for row, i in enumerate(chunk):
+                ids, paths = trees[row][2]
+                results[i] = (_log_softmax(heads[row][0])[ids[:, 0]] + lp[row, paths[:, 0], ids[:, 1]]
+                              + lp[row, paths[:, 1], ids[:, 2]] + lp[row, paths[:, 2], ids[:, 3]])
         return results
+
+    def warmup_many(self, max_batch, condition="red"):
+        """Trace :meth:`score_many` for chunks of 1, 2, 4, ... up to ``max_batch`` positions, with
+        the move trees of an opening (64 nodes) and of a busy middle game (96 nodes); the kept
+        caches are dropped afterwards. Returns the seconds it took."""
+        import time
+
+        from toolkit.xiangqi.rules import Position
+
+        started = time.perf_counter()
+        busy = Position.from_moves("g0e2 h7h5 e3e4 h5f5 h0g2 b7d7 g2e1 f5f6 e2g4 d7d1 e1g2 f6f1 h2h0 d1d5 g4i2 "
+                                   "i9i8 h0h2".split())  # 69 nodes
+        for position in (Position(), busy):
+            chunk, legal = 1, position.legal_moves()
+            while chunk <= max_batch:
+                self.score_many([(position.moves, legal, condition)] * chunk)
+                chunk *= 2
+        self._kept.clear()
+        return time.perf_counter() - started
 
     def score(self, history, candidates, condition=None, greedy=False):
         n = len(candidates)
@@ -241,10 +274,14 @@ class MoveScorer:
         lp0 = _log_softmax(logits0)
         total = np.zeros(n)
         if n:
-            tokens = self._candidate_tokens(candidates, _bucket_rows(n))
+            batch = _bucket_rows(n)
+            tokens = np.empty((batch, 4), np.int32)
+            tokens[:n] = np.asarray([move_ids(m) for m in candidates], np.int32)
+            tokens[n:] = tokens[0]
             # every candidate row reads the one history cache: no per-row copy of it
             lp = _log_softmax(self.decoder.score_continuations(tokens[:, :3], state))  # (batch, 3, vocab)
-            total = self._total(lp0, lp, tokens, n)
+            rows = np.arange(n)
+            total = lp0[tokens[:n, 0]] + sum(lp[rows, k - 1, tokens[:n, k]] for k in range(1, 4))
         if not greedy:
             return total
         greedy_ids = [int(np.argmax(lp0))]

@@ -14,6 +14,7 @@ Examples:
 """
 
 import argparse
+import os
 
 import _common  # quiet TF, one-line errors
 
@@ -35,6 +36,10 @@ def build_parser():
                                                                          "its last request (> 0)")
     parser.add_argument("--max-batch", type=int, default=64, help="replies of at most this many games in one "
                                                                   "batched model pass (>= 1)")
+    parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1),
+                        help="player processes, each with its own model, a game always on the same one (the "
+                             "rule checks around the model hold Python's lock: one process uses one core; 0: "
+                             "the server's own process)")
     _common.add_verbose(parser)
     return parser
 
@@ -42,7 +47,7 @@ def build_parser():
 def parse_args(argv=None):
     args = build_parser().parse_args(argv)
     _common.check_at_least(args, 1, "max-games", "max-batch")
-    _common.check_at_least(args, 0, "port", "temperature")
+    _common.check_at_least(args, 0, "port", "temperature", "processes")
     if not 0 <= args.port <= 65535:
         raise _common.UsageError(f"--port must be in 0..65535, got {args.port}")
     if not args.idle_minutes > 0:
@@ -53,13 +58,19 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    import functools
+
     from models.xiangqi import load_player, player_description
     from toolkit.xiangqi.web_app import create_app, serve
 
-    player = load_player(args.model, quantize="int8" if args.int8 else None, keep=min(args.max_games, 64),
-                         temperature=args.temperature, guard=not args.no_guard)
-    app = create_app(player, opponent=player_description(player, args.model), max_games=args.max_games,
-                     idle_seconds=60 * args.idle_minutes, max_batch=args.max_batch)
+    # in each player process: a cache per open game (up to 64) in 64-position steps (a short game's
+    # cache is 256 positions, not 1024), traced for batches of up to --max-batch games
+    factory = functools.partial(load_player, args.model, quantize="int8" if args.int8 else None,
+                                keep=min(args.max_games, 64), bucket=64, batch=args.max_batch,
+                                temperature=args.temperature, guard=not args.no_guard)
+    app = create_app(factory=factory, processes=args.processes, max_games=args.max_games,
+                     idle_seconds=60 * args.idle_minutes, max_batch=args.max_batch,
+                     opponent=player_description(args.model, args.temperature, not args.no_guard))
     serve(app, host=args.host, port=args.port)
     return 0
 

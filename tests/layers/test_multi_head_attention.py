@@ -95,28 +95,35 @@ def test_shared_prefix_cache_equals_per_row_update(cls):
         layer(new, cache=cache, cache_index=5, cache_mode="append")
 
 
-@pytest.mark.parametrize("cls", ["softmax", "performer"])
-def test_a_batch_of_prefixes_gives_each_its_rows(cls):
-    """A cache of 2 prefixes (different lengths, masked) and 6 rows: rows 0-2 read prefix 0, rows 3-5
-    prefix 1; equal to writing each row into a copy of its own prefix."""
+def test_a_tree_of_continuations_equals_each_path_causally():
+    """A ``(batch, new, prefix + new)`` mask in prefix mode: new tokens 0 <- 1 <- 3 and 0 <- 2 (a
+    tree, each seeing the prefix and its ancestors) give what each root-to-leaf path gives alone."""
     from layers import PerformerAttention
 
-    layer = (MultiHeadAttention(2, 4) if cls == "softmax"
-             else PerformerAttention(2, 4, nb_features=8, seed=0))
+    layer = MultiHeadAttention(2, 4)
     ctx = np.random.rand(2, 5, 8).astype("float32")
-    cache = np.zeros((2, 2, 2, 9, 4), "float32")
+    cache = np.zeros((2, 2, 2, 7, 4), "float32")
     _, cache = layer(ctx, use_causal_mask=True, cache=cache, cache_index=0)
-    prefix_mask = np.zeros((2, 9), bool)
-    prefix_mask[0, :5], prefix_mask[1, 2:5] = True, True  # prefix 1 is left-padded: 3 real keys
-    new = np.random.rand(6, 2, 8).astype("float32")
-    out, same = layer(new, attention_mask=prefix_mask, use_causal_mask=True, cache=cache, cache_index=5,
+    prefix = np.zeros((2, 7), bool)
+    prefix[0, :5], prefix[1, 2:5] = True, True
+    parents = [-1, 0, 0, 1]
+    tree = np.zeros((4, 4), bool)
+    for node, parent in enumerate(parents):
+        tree[node, node] = True
+        while parent >= 0:
+            tree[node, parent], parent = True, parents[parent]
+    mask = np.concatenate([np.repeat(prefix[:, None], 4, axis=1), np.repeat(tree[None], 2, axis=0)], axis=-1)
+    new = np.random.rand(2, 4, 8).astype("float32")
+    out, same = layer(new, attention_mask=mask, use_causal_mask=True, cache=cache, cache_index=5,
                       cache_mode="prefix")
     np.testing.assert_array_equal(_np(same), _np(cache))
-    rows, mask = np.repeat(_np(cache), 3, axis=0), np.repeat(prefix_mask, 3, axis=0)
-    mask[:, 5:7] = True
-    ref, _ = layer(new, attention_mask=mask, use_causal_mask=True, cache=rows, cache_index=5)
-    np.testing.assert_allclose(_np(out), _np(ref), atol=1e-5)
-    assert np.abs(_np(out)[0] - _np(out)[3]).max() > 1e-3 or not np.allclose(new[0], new[3])
+    for path in ([0, 1, 3], [0, 2]):
+        ref, _ = layer(new[:, path], attention_mask=prefix, use_causal_mask=True, cache=cache, cache_index=5,
+                       cache_mode="prefix")
+        np.testing.assert_allclose(_np(out)[:, path], _np(ref), atol=1e-5)
+    with pytest.raises(ValueError, match="tree mask .* softmax attention only"):
+        PerformerAttention(2, 4, nb_features=8, seed=0)(new, attention_mask=mask, cache=cache, cache_index=5,
+                                                        cache_mode="prefix")
 
 
 def test_bad_mask_rank():

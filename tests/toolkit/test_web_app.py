@@ -187,8 +187,54 @@ def test_the_worker_batches_the_replies_of_waiting_games():
             pass
         waiting = [worker.submit("choose", Position.from_moves(["h2e2"])) for _ in range(10)]
         release.set()
-        assert first.result(10) == Position().legal_moves()[0]
-        assert all(f.result(10) == Position.from_moves(["h2e2"]).legal_moves()[0] for f in waiting)
+        assert first.result(10)[0] == Position().legal_moves()[0]
+        assert all(f.result(10)[0] == Position.from_moves(["h2e2"]).legal_moves()[0] for f in waiting)
         assert calls == [1, 8, 2] and worker.batched == 11 and worker.batches == 3
     finally:
         worker.close()
+
+
+def test_the_module_examples_run():
+    import doctest
+
+    from toolkit.xiangqi import move_worker, web_app, web_games
+
+    for module in (web_games, move_worker, web_app):
+        result = doctest.testmod(module)
+        assert result.attempted and result.failed == 0, module.__name__
+
+
+class PidPlayer:
+    """A picklable player that says which process answered (its hint)."""
+
+    def choose(self, pos):
+        return pos.legal_moves()[0]
+
+    def hint(self, pos, k=3, probabilities=False):
+        import os
+
+        return [(str(os.getpid()), 1.0)]
+
+
+def failing_factory():
+    raise RuntimeError("no model here")
+
+
+def test_a_pool_of_player_processes_keeps_each_game_on_one():
+    from toolkit.xiangqi.move_worker import MovePool
+
+    pool = MovePool(PidPlayer, processes=2)
+    try:
+        start = Position.from_moves(["h2e2", "h9g7"])
+        move, after = pool.submit("choose", start, key="a").result(60)
+        assert move == start.legal_moves()[0] and after.moves == start.moves + [move]
+        assert after.fen() == Position.from_moves(after.moves).fen() and after.legal_moves()  # a working copy
+        pids = {key: {pool.submit("hint", start, key=key).result(60)[0][0] for _ in range(3)}
+                for key in ("a", "b", "c", "d", "e")}
+        assert all(len(answered) == 1 for answered in pids.values())  # one process per game
+        assert len(set.union(*pids.values())) == 2  # both processes serve games
+        assert pool.batched == 1
+    finally:
+        pool.close()
+    with pytest.raises(RuntimeError, match="did not start"):
+        MovePool(failing_factory, processes=1, start_timeout=60)

@@ -294,3 +294,8 @@ def apply(grid, move):
 def legal_moves(grid, side):
     """Pseudo-legal moves that do not leave ``side``'s general attacked or facing."""
     return [m for m in pseudo_legal_moves(grid, side) if not in_check(apply(grid, m), side)]
+
+
+def has_legal_move(grid, side):
+    """True if ``side`` has a legal move (stops at the first): False is mate or stalemate."""
+    return any(not in_check(apply(grid, m), side) for m in pseudo_legal_moves(grid, side))

@@ -172,14 +172,14 @@ class Player:
 def mating_move(pos, checks=None):
     """A legal move after which the opponent has no legal move (mate or
     stalemate: both win in Xiangqi), or None. Cheap: only moves that give check
-    (``checks``, default :func:`checking_moves`) are tried with the rules."""
+    (``checks``, default :func:`checking_moves`) are tried, on the pure-Python
+    grid (:func:`movegen.has_legal_move`, the same legal moves as pyffish's,
+    tested, at a fraction of a pyffish call's millisecond)."""
+    grid = pos.board()
+    them = movegen.other(pos.turn)
     for mv in checking_moves(pos) if checks is None else checks:
-        pos.push(mv)
-        try:
-            if not pos.legal_moves():
-                return mv
-        finally:
-            pos.pop()
+        if not movegen.has_legal_move(movegen.apply(grid, parse_iccs(mv)), them):
+            return mv
     return None
 
 

@@ -47,6 +47,7 @@ pyffish 0.0.90 notes (what this module works around):
   impossible points, and prints its complaints on the C-level stderr.
 """
 
+import functools
 import os
 from typing import NamedTuple
 
@@ -81,6 +82,32 @@ class InvalidFenError(ValueError):
 class Outcome(NamedTuple):
     result: str
     termination: str
+
+
+# pyffish answers for a FEN (and for a game, for the rule ends) never change: the guard and a web
+# server ask the same ones again and again (every call costs about a millisecond), so they are kept
+CACHED_ANSWERS = 1 << 16
+_UNKNOWN = False  # an outcome not asked for yet (outcomes are None or an Outcome; False survives pickling)
+
+
+@functools.lru_cache(maxsize=CACHED_ANSWERS)
+def _next_fen(fen, uci):
+    return sf.get_fen(VARIANT, fen, [uci])
+
+
+@functools.lru_cache(maxsize=CACHED_ANSWERS)
+def _legal_of(fen):
+    return frozenset(sf.legal_moves(VARIANT, fen, []))
+
+
+@functools.lru_cache(maxsize=CACHED_ANSWERS)
+def _in_check(fen):
+    return bool(sf.gives_check(VARIANT, fen, []))
+
+
+@functools.lru_cache(maxsize=CACHED_ANSWERS)
+def _immediate_end(start_fen, ucis):
+    return sf.is_immediate_game_end(VARIANT, start_fen, list(ucis))
 
 
 def _quiet(fn, *args):
@@ -163,6 +190,7 @@ class Position:
         self._uci = []          # the same moves in pyffish coordinates
         self._checks = [None]   # side to move in check, per ply (lazy)
         self._legal = [None]    # frozenset of UCI legal moves, per ply (lazy)
+        self._ends = [_UNKNOWN]  # the rules' outcome (None: the game goes on), per ply (lazy)
 
     @classmethod
     def from_fen(cls, fen=None):
@@ -186,13 +214,14 @@ class Position:
             pos._fens = [pos.start_fen] + [None] * (len(ucis) - 1) + [final]
             pos._checks = [None] * (len(ucis) + 1)
             pos._legal = [None] * (len(ucis) + 1)
+            pos._ends = [_UNKNOWN] * (len(ucis) + 1)
         return pos
 
     def copy(self):
         new = object.__new__(Position)
         new.start_fen = self.start_fen
         new._fens, new._moves, new._uci = list(self._fens), list(self._moves), list(self._uci)
-        new._checks, new._legal = list(self._checks), list(self._legal)
+        new._checks, new._legal, new._ends = list(self._checks), list(self._legal), list(self._ends)
         return new
 
     def _fen_at(self, i):
@@ -202,7 +231,7 @@ class Position:
 
     def _check_at(self, i):
         if self._checks[i] is None:
-            self._checks[i] = bool(sf.gives_check(VARIANT, self._fen_at(i), []))
+            self._checks[i] = _in_check(self._fen_at(i))
         return self._checks[i]
 
     # --- state --------------------------------------------------------------
@@ -249,7 +278,7 @@ class Position:
     # --- moves --------------------------------------------------------------
     def _legal_uci(self):
         if self._legal[-1] is None:
-            self._legal[-1] = frozenset(sf.legal_moves(VARIANT, self._fens[-1], []))
+            self._legal[-1] = _legal_of(self._fens[-1])
         return self._legal[-1]
 
     def legal_moves(self):
@@ -289,11 +318,12 @@ class Position:
         uci = iccs_to_uci(mv)
         if uci not in self._legal_uci():
             raise IllegalMoveError(self.illegal_reason(mv), move, self.fen())
-        self._fens.append(sf.get_fen(VARIANT, self._fens[-1], [uci]))
+        self._fens.append(_next_fen(self._fens[-1], uci))
         self._moves.append(mv)
         self._uci.append(uci)
         self._checks.append(None)
         self._legal.append(None)
+        self._ends.append(_UNKNOWN)
 
     def push_many(self, moves):
         for mv in moves:
@@ -307,6 +337,7 @@ class Position:
         self._uci.pop()
         self._checks.pop()
         self._legal.pop()
+        self._ends.pop()
         self._fen_at(len(self._moves) - 1)
         return self._moves.pop()
 
@@ -358,10 +389,19 @@ class Position:
         ``max_plies``: a ply cap; reaching it without a rules end is a draw
         with termination ``'move_limit'``.
         """
+        if self._ends[-1] is _UNKNOWN:  # the rules' answer, once per ply
+            self._ends[-1] = self._rules_outcome()
+        if self._ends[-1] is not None:
+            return self._ends[-1]
+        if max_plies is not None and len(self._moves) >= max_plies:
+            return Outcome("draw", "move_limit")
+        return None
+
+    def _rules_outcome(self):
         if not self._legal_uci():
             value = sf.game_result(VARIANT, self.start_fen, self._uci)
             return Outcome(self._winner(value), "checkmate" if self.is_check() else "stalemate")
-        ended, value = sf.is_immediate_game_end(VARIANT, self.start_fen, self._uci)
+        ended, value = _immediate_end(self.start_fen, tuple(self._uci))
         if ended:
             return Outcome(self._winner(value), "rule")
         if self._may_be_optional_end():
@@ -376,8 +416,6 @@ class Position:
             red_short, black_short = sf.has_insufficient_material(VARIANT, self._fens[-1], [])
             if red_short and black_short:
                 return Outcome("draw", "insufficient_material")
-        if max_plies is not None and len(self._moves) >= max_plies:
-            return Outcome("draw", "move_limit")
         return None
 
     def is_game_over(self, max_plies=None):

@@ -13,13 +13,14 @@ CDN: the page works offline). The API, every body a JSON object of at most
 ``POST /api/games/{id}/undo``     take back your last move and the reply; the state with ``"undone"``
 ``GET /api/games/{id}/hint``      the model's top 3 moves with their probabilities among the legal moves
 ``GET /api/games/{id}/pgn``       the game as PGN (a download)
+``GET /api/stats``                open games, replies, batched model passes, the model's busy seconds
 ================================  ==============================================================
 
 Games live in memory (:class:`~toolkit.xiangqi.web_games.GameStore`: idle
 expiry, a cap on open games); requests on one game are handled one at a
-time, and the model runs on one thread for all games
-(:class:`~toolkit.xiangqi.move_worker.MoveWorker`, replies batched across
-games).
+time, and the player runs on one thread for all games, or on one per
+player process (:class:`~toolkit.xiangqi.move_worker.MovePool`, each game
+always on the same one), the replies of waiting games batched.
 
 >>> from starlette.testclient import TestClient
 >>> from toolkit.xiangqi.player import RandomPlayer
@@ -42,7 +43,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .move_worker import MoveWorker
+from .move_worker import MovePool
 from .notation import move_names
 from .web_games import GameError, GameStore
 
@@ -57,9 +58,9 @@ def error_response(status, message):
 class XiangqiApi:
     """The API's handlers over one :class:`GameStore` and one :class:`MoveWorker`."""
 
-    def __init__(self, player, opponent, store, max_body=MAX_BODY, max_batch=64):
-        self.player, self.opponent, self.store, self.max_body = player, opponent, store, int(max_body)
-        self.max_batch = max_batch
+    def __init__(self, factory, opponent, store, max_body=MAX_BODY, max_batch=64, processes=0):
+        self.factory, self.opponent, self.store, self.max_body = factory, opponent, store, int(max_body)
+        self.max_batch, self.processes = max_batch, processes
         self.worker = None  # started with the app (lifespan)
         self.locks = defaultdict(asyncio.Lock)  # one request at a time per game
 
@@ -88,15 +89,15 @@ class XiangqiApi:
         return JSONResponse(dict(game.state(), opponent=self.opponent, **extra), status_code=status)
 
     async def think(self, kind, game, **options):
-        return await asyncio.wrap_future(self.worker.submit(kind, game.pos.copy(), **options))
+        return await asyncio.wrap_future(self.worker.submit(kind, game.pos.copy(), key=game.id, **options))
 
     async def reply(self, game):
         """The model's move, if it is its turn; its names and seconds, else None."""
         if not game.model_to_move():
             return None
         started = time.perf_counter()
-        move = await self.think("choose", game)
-        return dict(game.push(move), seconds=round(time.perf_counter() - started, 4))
+        move, after = await self.think("choose", game)
+        return dict(game.push(move, after), seconds=round(time.perf_counter() - started, 4))
 
     async def create(self, request):
         data = await self.body(request)
@@ -144,9 +145,17 @@ class XiangqiApi:
             return Response(game.pgn(), media_type="application/x-chess-pgn",
                             headers={"Content-Disposition": f'attachment; filename="xiangqi-{game.id}.pgn"'})
 
+    async def stats(self, request):
+        """Open games and the worker's counters (replies, model passes, busy seconds)."""
+        worker = self.worker
+        return JSONResponse({"games": len(self.store), "max_games": self.store.max_games,
+                             "idle_seconds": self.store.idle_seconds, "replies": worker.batched,
+                             "batches": worker.batches, "busy_seconds": round(worker.busy_seconds, 3)})
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
-        self.worker = MoveWorker(self.player, max_batch=self.max_batch)
+        loop = asyncio.get_running_loop()  # the player processes start (load their model) off the event loop
+        self.worker = await loop.run_in_executor(None, MovePool, self.factory, self.processes, self.max_batch)
         try:
             yield
         finally:
@@ -165,18 +174,27 @@ async def _server_error(request, error):
     return error_response(500, f"internal error ({type(error).__name__}); the server goes on")
 
 
-def create_app(player, opponent="Xiangqi GPT", max_games=200, idle_seconds=3600, max_body=MAX_BODY, max_batch=64):
+def create_app(player=None, opponent="Xiangqi GPT", max_games=200, idle_seconds=3600, max_body=MAX_BODY,
+               max_batch=64, factory=None, processes=0):
     """The Starlette app: the page at ``/``, its files under ``/static``, the
     API under ``/api`` (see the module notes). ``player``: an object with
     ``choose(pos)`` (and ``hint(pos, k, probabilities)`` for hints),
-    typically :class:`~toolkit.xiangqi.player.Player`; ``opponent``: how the
-    page names it (its strength)."""
-    api = XiangqiApi(player, opponent, GameStore(max_games, idle_seconds), max_body, max_batch)
+    typically :class:`~toolkit.xiangqi.player.Player`; or ``factory``, a
+    picklable function returning one, with ``processes`` player processes
+    (:class:`~toolkit.xiangqi.move_worker.MovePool`; 0: in this process).
+    ``opponent``: how the page names it (its strength)."""
+    if (player is None) == (factory is None):
+        raise ValueError("give either player or factory")
+    if player is not None and processes:
+        raise ValueError("player processes need a picklable factory, not a player")
+    factory = factory or (lambda: player)
+    api = XiangqiApi(factory, opponent, GameStore(max_games, idle_seconds), max_body, max_batch, processes)
     game = "/api/games/{game_id}"
     routes = [
         Route("/", lambda request: FileResponse(STATIC_DIR / "index.html")),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         Route("/api/games", api.create, methods=["POST"]),
+        Route("/api/stats", api.stats, methods=["GET"]),
         Route(game, api.get, methods=["GET"]),
         Route(game + "/moves", api.move, methods=["POST"]),
         Route(game + "/undo", api.undo, methods=["POST"]),

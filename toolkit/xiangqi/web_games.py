@@ -72,10 +72,15 @@ class WebGame:
     def model_to_move(self):
         return self.outcome() is None and self.pos.turn != self.human
 
-    def push(self, move):
-        """Play a legal ICCS move (either side); returns its names."""
+    def push(self, move, after=None):
+        """Play a legal ICCS move (either side); returns its names. ``after``: the
+        position after it, already computed (the player's worker): taken as the
+        game's when it is this game one move on."""
         names = dict(move_names(self.pos, move), side=self.pos.turn)
-        self.pos.push(move)
+        if after is not None and after.start_fen == self.pos.start_fen and after.moves == self.pos.moves + [move]:
+            self.pos = after
+        else:
+            self.pos.push(move)
         self.names.append(names)
         return names
 
