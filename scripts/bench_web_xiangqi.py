@@ -6,8 +6,8 @@ Runs, in one process run, three servers: the default (--max-batch 64 --processes
 batched across games, two player processes), unbatched (--max-batch 1) and one player process
 (--processes 1). Each plays one game alone and --games concurrent games of --moves moves with
 no thinking time (the worst case: every client posts its next move as soon as the reply
-comes); the default server also with a person's pace (--think LOW HIGH seconds before each
-move). Per run: p50 / p95 / max seconds per model reply (the round trip of a move: the
+comes); the first server of --servers also at a person's pace (--think LOW HIGH seconds before
+each move). Per run: p50 / p95 / max seconds per model reply (the round trip of a move: the
 person's move in, the model's reply out), replies per second, the mean batch of the model's
 passes, the peak RSS of the server and its player processes, errors, and games whose state
 came back mixed with another's (each client checks every state against its own record, and
@@ -43,6 +43,8 @@ def build_parser():
                         help="the paced run: seconds before each move, uniform in [LOW, HIGH] (0 0: no paced run)")
     parser.add_argument("--servers", nargs="+", choices=sorted(SERVERS), default=list(SERVERS),
                         help="which servers to run: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in SERVERS.items()))
+    parser.add_argument("--max-batch", type=int, default=64,
+                        help="the --max-batch of the batched servers (default and one-process; >= 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clients' random moves")
     _common.add_write(parser, "the table into --md (section bench_web_xiangqi)")
     _common.add_verbose(parser)
@@ -57,16 +59,21 @@ def family_rss_mb(pid):
     return sum(proc_status_kb("VmHWM", p) for p in [pid] + children) / 1024.0
 
 
-def measure(args, name):
-    """One server: a lone game, ``--games`` games without thinking, and (default server) paced."""
+def server_options(args, name):
+    return [str(args.max_batch) if value == "64" else value for value in SERVERS[name]]
+
+
+def measure(args, name, paced):
+    """One server: a lone game, ``--games`` games without thinking, and (``paced``) at --think's pace."""
     from toolkit.xiangqi.web_load import ServerProcess, latency_summary, play_games
 
     runs = [(1, (0.0, 0.0)), (args.games, (0.0, 0.0))]
-    if name == "default" and args.think[1] > 0:
+    if paced and args.think[1] > 0:
         runs.append((args.games, tuple(args.think)))
     rows = []
+    options = server_options(args, name)
     with ServerProcess([sys.executable, SERVER, "--port", "0", "--max-games", str(max(args.games + 1, 200))]
-                       + SERVERS[name], cwd=ROOT) as server:
+                       + options, cwd=ROOT) as server:
         for games, think in runs:
             before = play_games(server.url, 0, 0)["stats"]
             result = play_games(server.url, games, args.moves, args.seed, think)
@@ -81,10 +88,10 @@ def measure(args, name):
     return rows
 
 
-def table(rows):
+def table(args, rows):
     head = ["server", "games", "thinking s", "replies", "p50 s", "p95 s", "max s", "replies/s", "mean batch",
             "peak RSS MiB", "errors", "mixed"]
-    body = [[f"{r['server']} ({' '.join(SERVERS[r['server']])})", str(r["games"]),
+    body = [[f"{r['server']} ({' '.join(server_options(args, r['server']))})", str(r["games"]),
              "%g-%g" % r["think"] if r["think"][1] else "0", str(r["replies"]), f"{r['p50']:.3f}", f"{r['p95']:.3f}",
              f"{r['max']:.3f}", f"{r['replies_per_s']:.1f}", f"{r['mean_batch']:.1f}", f"{r['rss_mb']:.0f}",
              str(r["errors"]), str(r["mixed"])] for r in rows]
@@ -102,12 +109,13 @@ def summary(args, rows):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     _common.check_at_least(args, 1, "games", "moves")
+    _common.check_at_least(args, 2, "max-batch")
     if not 0 <= args.think[0] <= args.think[1]:
         raise _common.UsageError(f"--think needs 0 <= LOW <= HIGH, got {args.think}")
     from toolkit import benchmarking
 
-    rows = [row for name in args.servers for row in measure(args, name)]
-    head, body = table(rows)
+    rows = [row for i, name in enumerate(args.servers) for row in measure(args, name, paced=i == 0)]
+    head, body = table(args, rows)
     print(benchmarking.text_table(head, body))
     text = (f"{args.games} concurrent games of {args.moves} moves (the clients play random legal moves) against "
             f"`scripts/serve_xiangqi.py` on 127.0.0.1, the bundled model with its rule guard, TensorFlow backend, "

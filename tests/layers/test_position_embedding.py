@@ -28,6 +28,19 @@ def test_hierarchical_formula_against_numpy():
     np.testing.assert_array_equal(out[:n], p[:n].astype("float32"))  # exact below n
 
 
+def test_per_row_and_per_token_start_index():
+    """``start_index`` of shape (batch,): row offsets; of shape (batch, length): every token's own
+    position (siblings of a tree share one), both through the hierarchical formula past ``n``."""
+    layer = PositionEmbedding(8, 3, hierarchical=True, embeddings_initializer="random_normal")
+    x = np.zeros((2, 3, 3), "float32")
+    every = keras.ops.convert_to_numpy(layer(np.zeros((1, 40, 3), "float32")))[0]
+    rows = keras.ops.convert_to_numpy(layer(x, start_index=np.array([2, 30], "int32")))
+    np.testing.assert_allclose(rows, np.stack([every[2:5], every[30:33]]), atol=1e-6)
+    positions = np.array([[5, 6, 6], [0, 33, 33]], "int32")
+    tokens = keras.ops.convert_to_numpy(layer(x, start_index=positions))
+    np.testing.assert_allclose(tokens, every[positions], atol=1e-6)
+
+
 def test_limits_and_bad_alpha():
     with pytest.raises(ValueError, match=r"10 positions.*hierarchical_position=True"):
         PositionEmbedding(10, 4)(np.zeros((1, 11, 4), "float32"))

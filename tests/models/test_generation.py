@@ -98,6 +98,36 @@ def test_multi_token_step_and_shared_prefix_continuations(gpt):
         decoder.step(np.ones((1, 64), "int32"), many)
 
 
+def test_a_tree_of_continuations_of_many_contexts_equals_full_recomputation(gpt):
+    """``score_tree``: two contexts of different lengths (one with id 0), each with its own tree
+    (siblings share a position, padded nodes), in one call; every node's logits equal the full
+    forward pass of its context + its root-to-node path."""
+    decoder = gpt.cached_decoder()
+    contexts = [[0, 5, 6, 7, 8, 9, 10, 11], [40, 3]]
+    states = [decoder.prefill([context], 12)[1] for context in contexts]
+    _, states[1] = decoder.step([[41, 42]], states[1])  # a state a step on: index and offsets differ
+    contexts[1] += [41, 42]
+    tokens = np.array([[20, 21, 22, 23, 0], [30, 31, 32, 33, 34]], "int32")
+    parents = np.array([[-1, 0, 0, 1, -1], [-1, 0, 1, -1, 3]], "int32")
+    logits = decoder.score_tree(tokens, parents, states)
+    assert logits.shape == (2, 5, gpt.output_shape[-1])
+    for game, context in enumerate(contexts):
+        for node in range(5):
+            path, at = [], node
+            while at >= 0:
+                path.insert(0, int(tokens[game, at]))
+                at = int(parents[game, at])
+            np.testing.assert_allclose(logits[game, node], full_logits(gpt, context + path), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="parent must come before it"):
+        decoder.score_tree(tokens, np.array([[-1, 2, 0, 1, -1], [-1, 0, 1, -1, 3]]), states)
+    with pytest.raises(ValueError, match="same shape|both have shape"):
+        decoder.score_tree(tokens[:, :3], parents, states)
+    with pytest.raises(ValueError, match="batch-1 states"):
+        decoder.score_tree(tokens[:1], parents[:1], [decoder.prefill(PROMPTS, 4)[1]])
+    with pytest.raises(ValueError, match="id 99999"):
+        decoder.score_tree(np.full((2, 5), 99999), parents, states)
+
+
 def test_padded_array_input_and_single_prompt(gpt):
     arr = np.zeros((2, 7), "int32")
     arr[0, :7] = PROMPTS[0]

@@ -168,6 +168,10 @@ def test_game_store_refuses_clearly():
     game = store.create("black")
     with pytest.raises(GameError, match="it is red's move, not yours"):
         game.play_human("h2e2")
+    game.push("h2e2", after=Position())  # not this game one move on: ignored, the move is pushed
+    assert game.pos.moves == ["h2e2"]
+    game.push("h9g7", after=Position.from_moves(["h2e2", "h9g7"]))
+    assert game.pos.moves == ["h2e2", "h9g7"] and [n["iccs"] for n in game.names] == ["h2e2", "h9g7"]
 
 
 def test_the_worker_batches_the_replies_of_waiting_games():

@@ -184,6 +184,26 @@ def test_legal_moves_match_an_independent_generator():
         mine = sorted(make_iccs(a, b) for a, b in movegen.legal_moves(grid, pos.turn))
         assert mine == pos.legal_moves(), fen
         assert movegen.in_check(grid, pos.turn) == pos.is_check(), fen
+        assert movegen.has_legal_move(grid, pos.turn) == bool(pos.legal_moves()), fen
+
+
+def test_cached_outcomes_follow_push_pop_copy_and_pickling():
+    """The outcome is kept per ply: pushing a mate, popping it, copying and pickling the
+    position give the rules' answer each time, and the ply cap is applied on top of it."""
+    import pickle
+
+    pos = Position.from_fen("3k5/9/9/9/9/9/9/9/R8/1R2K4 w - - 0 1")
+    assert pos.outcome() is None and pos.outcome(max_plies=0).termination == "move_limit"
+    pos.push("a1d1")
+    assert pos.outcome() == ("red", "checkmate") and pos.outcome(max_plies=1) == ("red", "checkmate")
+    for copied in (pos.copy(), pickle.loads(pickle.dumps(pos))):
+        assert copied.outcome() == ("red", "checkmate") and copied.moves == ["a1d1"]
+        copied.pop()
+        assert copied.outcome() is None and "a1d1" in copied.legal_moves()
+    pos.pop()
+    assert pos.outcome() is None
+    pos.push("a1a2")
+    assert pos.outcome() is None and pos.turn == "black"
 
 
 def test_in_check_equals_every_enemy_move_test():
