@@ -9,6 +9,7 @@ training run :mod:`models.xiangqi_training`'s.
 
 import collections
 import json
+import logging
 import os
 
 import numpy as np
@@ -233,7 +234,8 @@ class MoveScorer:
         results = [np.zeros(0) for _ in requests]
         busy = [i for i, (_, candidates, _) in enumerate(requests) if len(candidates)]
         while busy:
-            chunk, busy = busy[:1 << (len(busy).bit_length() - 1)], busy[1 << (len(busy).bit_length() - 1):]
+            size = 1 << (len(busy).bit_length() - 1)  # the largest power of 2 that fits: few traced shapes
+            chunk, busy = busy[:size], busy[size:]
             heads = [self._history(self.prompt(requests[i][0], requests[i][2])) for i in chunk]
             trees = [_move_tree(requests[i][1]) for i in chunk]
             nodes = -(-max(len(tokens) for tokens, _, _ in trees) // 32) * 32
@@ -255,7 +257,9 @@ class MoveScorer:
 
         from toolkit.xiangqi.rules import Position
 
-        started = time.perf_counter()
+        started, tf_log = time.perf_counter(), logging.getLogger("tensorflow")
+        level = tf_log.level
+        tf_log.setLevel(logging.ERROR)  # the retracing warnings: tracing these shapes is the point
         busy = Position.from_moves("g0e2 h7h5 e3e4 h5f5 h0g2 b7d7 g2e1 f5f6 e2g4 d7d1 e1g2 f6f1 h2h0 d1d5 g4i2 "
                                    "i9i8 h0h2".split())  # 69 nodes
         for position in (Position(), busy):
@@ -263,6 +267,7 @@ class MoveScorer:
             while chunk <= max_batch:
                 self.score_many([(position.moves, legal, condition)] * chunk)
                 chunk *= 2
+        tf_log.setLevel(level)
         self._kept.clear()
         return time.perf_counter() - started
 

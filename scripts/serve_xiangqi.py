@@ -15,6 +15,7 @@ Examples:
 
 import argparse
 import os
+import socket
 
 import _common  # quiet TF, one-line errors
 
@@ -53,7 +54,19 @@ def parse_args(argv=None):
     if not args.idle_minutes > 0:
         raise _common.UsageError(f"--idle-minutes must be > 0, got {args.idle_minutes}")
     check_model_dir(args.model)
+    check_port_free(args.host, args.port)
     return args
+
+
+def check_port_free(host, port):
+    """A one-line UsageError now, before the model loads, if ``host:port`` cannot be bound."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise _common.UsageError(f"cannot listen on {host}:{port} ({error.strerror}): pick another --port "
+                                     f"(0: any free one) or stop what uses it") from None
 
 
 def main(argv=None):

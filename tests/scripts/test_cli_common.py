@@ -15,7 +15,7 @@ from toolkit.benchmarking import report
 SCRIPTS = os.path.join(ROOT, "scripts")
 HELP_SCRIPTS = ["bench_attention", "bench_cpm", "bench_encoder", "bench_generate", "bench_long_bert",
                 "bench_pretrain", "convert_cpm_lm", "finetune_classifier", "generate_cpm", "long_text_bert",
-                "long_text_fill_masks", "pretrain_mlm", "train_xiangqi"]
+                "long_text_fill_masks", "pretrain_mlm", "train_xiangqi", "serve_xiangqi", "bench_web_xiangqi"]
 SUBCOMMANDS = {"finetune_classifier": "train"}
 
 

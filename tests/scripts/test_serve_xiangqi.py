@@ -162,6 +162,19 @@ def test_the_page_fits_a_phone(server, browser):
         browser.set_window_size(1000, 800)
 
 
+def test_a_port_in_use_is_one_line_before_the_model_loads():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, SCRIPT, "--port", str(port)], capture_output=True, text=True,
+                              timeout=60, cwd=ROOT)
+    assert proc.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("argv, words", [(["--port", "70000"], "--port must be in 0..65535"),
                                          (["--max-games", "0"], "--max-games"),
                                          (["--model", "/nonexistent"], "/nonexistent")])

@@ -104,7 +104,8 @@ class Player:
         moves = [self.forced_win(pos) for pos in positions]
         todo = [i for i, move in enumerate(moves) if move is None and positions[i].legal_moves()]
         if not hasattr(self.scorer, "score_many"):
-            return [moves[i] if moves[i] is not None else self.choose(pos) for i, pos in enumerate(positions)]
+            return [move if move is not None else self.pick(pos, self.scored_moves(pos))
+                    for move, pos in zip(moves, positions)]
         requests = [(positions[i].moves, positions[i].legal_moves(), self.condition_for(positions[i])) for i in todo]
         for i, (_, legal, _), scores in zip(todo, requests, self.scorer.score_many(requests)):
             moves[i] = self.pick(positions[i], sorted(zip(legal, map(float, scores)), key=lambda ms: -ms[1]))
