@@ -60,6 +60,8 @@ def test_a_game_as_red_moves_in_every_notation_then_undo(client):
     assert state["ply"] == 6 and [m["iccs"] for m in state["moves"]][::2] == ["h2e2", "h0g2", "i0h0"]
     assert state["moves"][0] == {"iccs": "h2e2", "wxf": "C2=5", "chinese": "炮二平五", "side": "red"}
     pos = Position.from_moves([m["iccs"] for m in state["moves"]])  # every reply was legal
+    stats = client.get("/api/stats").json()
+    assert stats["games"] == 1 and stats["replies"] == 3 and stats["batches"] == 3 and stats["max_games"] == 5
     assert client.get(url).json()["fen"] == pos.fen()
     undone = client.post(url + "/undo").json()
     assert undone["ply"] == 4 and undone["undone"] == [m["iccs"] for m in state["moves"][4:]]
