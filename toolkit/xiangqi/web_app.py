@@ -56,12 +56,12 @@ def error_response(status, message):
 
 
 class XiangqiApi:
-    """The API's handlers over one :class:`GameStore` and one :class:`MoveWorker`."""
+    """The API's handlers over one :class:`GameStore` and one :class:`MovePool` of players."""
 
     def __init__(self, factory, opponent, store, max_body=MAX_BODY, max_batch=64, processes=0):
         self.factory, self.opponent, self.store, self.max_body = factory, opponent, store, int(max_body)
         self.max_batch, self.processes = max_batch, processes
-        self.worker = None  # started with the app (lifespan)
+        self.pool = None  # started with the app (lifespan)
         self.locks = defaultdict(asyncio.Lock)  # one request at a time per game
 
     async def body(self, request, *required):
@@ -89,7 +89,7 @@ class XiangqiApi:
         return JSONResponse(dict(game.state(), opponent=self.opponent, **extra), status_code=status)
 
     async def think(self, kind, game, **options):
-        return await asyncio.wrap_future(self.worker.submit(kind, game.pos.copy(), key=game.id, **options))
+        return await asyncio.wrap_future(self.pool.submit(kind, game.pos.copy(), key=game.id, **options))
 
     async def reply(self, game):
         """The model's move, if it is its turn; its names and seconds, else None."""
@@ -146,20 +146,20 @@ class XiangqiApi:
                             headers={"Content-Disposition": f'attachment; filename="xiangqi-{game.id}.pgn"'})
 
     async def stats(self, request):
-        """Open games and the worker's counters (replies, model passes, busy seconds)."""
-        worker = self.worker
+        """Open games and the players' counters (replies, model passes, busy seconds)."""
+        pool = self.pool
         return JSONResponse({"games": len(self.store), "max_games": self.store.max_games,
-                             "idle_seconds": self.store.idle_seconds, "replies": worker.batched,
-                             "batches": worker.batches, "busy_seconds": round(worker.busy_seconds, 3)})
+                             "idle_seconds": self.store.idle_seconds, "replies": pool.batched,
+                             "batches": pool.batches, "busy_seconds": round(pool.busy_seconds, 3)})
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
         loop = asyncio.get_running_loop()  # the player processes start (load their model) off the event loop
-        self.worker = await loop.run_in_executor(None, MovePool, self.factory, self.processes, self.max_batch)
+        self.pool = await loop.run_in_executor(None, MovePool, self.factory, self.processes, self.max_batch)
         try:
             yield
         finally:
-            self.worker.close()
+            self.pool.close()
 
 
 async def _game_error(request, error):
