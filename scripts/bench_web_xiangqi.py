@@ -22,16 +22,13 @@ Examples:
 
 import argparse
 import os
-import subprocess
 import sys
 
 import _common  # quiet TF, one-line errors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER = os.path.join(ROOT, "scripts", "serve_xiangqi.py")
-SERVERS = {"default": ["--max-batch", "64", "--processes", "2"],
-           "unbatched": ["--max-batch", "1", "--processes", "2"],
-           "one-process": ["--max-batch", "64", "--processes", "1"]}
+SERVERS = {"default": (True, 2), "unbatched": (False, 2), "one-process": (True, 1)}  # (batched, processes)
 
 
 def build_parser():
@@ -42,7 +39,8 @@ def build_parser():
     parser.add_argument("--think", type=float, nargs=2, default=[1.0, 3.0], metavar=("LOW", "HIGH"),
                         help="the paced run: seconds before each move, uniform in [LOW, HIGH] (0 0: no paced run)")
     parser.add_argument("--servers", nargs="+", choices=sorted(SERVERS), default=list(SERVERS),
-                        help="which servers to run: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in SERVERS.items()))
+                        help="which servers to run: default: --max-batch 64 --processes 2; unbatched: "
+                             "--max-batch 1 --processes 2; one-process: --max-batch 64 --processes 1")
     parser.add_argument("--max-batch", type=int, default=64,
                         help="the --max-batch of the batched servers (default and one-process; >= 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the clients' random moves")
@@ -51,16 +49,10 @@ def build_parser():
     return parser
 
 
-def family_rss_mb(pid):
-    """Peak RSS (VmHWM) of a process and its children, MiB."""
-    from toolkit.benchmarking import proc_status_kb
-
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return sum(proc_status_kb("VmHWM", p) for p in [pid] + children) / 1024.0
-
-
 def server_options(args, name):
-    return [str(args.max_batch) if value == "64" else value for value in SERVERS[name]]
+    """The server's options: --max-batch (--max-batch of this run, or 1 unbatched) and --processes."""
+    batched, processes = SERVERS[name]
+    return ["--max-batch", str(args.max_batch if batched else 1), "--processes", str(processes)]
 
 
 def measure(args, name, paced):
@@ -80,7 +72,7 @@ def measure(args, name, paced):
             after = result["stats"]
             rows.append(dict(latency_summary(result), server=name, games=games, think=think,
                              mean_batch=(after["replies"] - before["replies"]) / max(after["batches"] - before[
-                                 "batches"], 1), rss_mb=family_rss_mb(server.proc.pid),
+                                 "batches"], 1), rss_mb=server.peak_rss_mb(),
                              errors=len(result["errors"]), mixed=len(result["mixed"]),
                              first_error=(result["errors"] or [""])[0]))
             print(f"{name}, {games} games, think {think}: p50 {rows[-1]['p50']:.3f} s, p95 {rows[-1]['p95']:.3f} s, "

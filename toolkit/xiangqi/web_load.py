@@ -22,7 +22,7 @@ from ..benchmarking import proc_status_kb
 
 class ServerProcess:
     """``with ServerProcess(command) as server``: ``server.url`` (read from the
-    first stdout line that holds ``http://host:port/``), ``server.peak_rss_mb()``."""
+    first stdout line that holds ``http://host:port/``), ``server.peak_rss_mb()`` (with its children)."""
 
     def __init__(self, command, cwd=None, env=None):
         self.command, self.cwd, self.env = list(command), cwd, env
@@ -41,7 +41,9 @@ class ServerProcess:
                            f"{' '.join(self.command)}")
 
     def peak_rss_mb(self):
-        return proc_status_kb("VmHWM", self.proc.pid) / 1024.0
+        """Peak RSS (VmHWM) of the server and its child processes (its player processes), MiB."""
+        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout.split()
+        return sum(proc_status_kb("VmHWM", pid) for pid in [self.proc.pid] + children) / 1024.0
 
     def __exit__(self, *exc):
         self.proc.terminate()
